@@ -1,0 +1,244 @@
+"""The ``mlship`` command line: train, predict, promote, config (serve and image come later).
+
+Commands import their heavy modules (MLflow, scikit-learn) inside the function body so
+``mlship --help`` answers instantly. Errors of ours print as one line and exit 1; ``--debug``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlship.config import DEFAULT_CONFIG, DEFAULT_ENV_DIR
+from mlship.errors import InputError, MlshipError
+
+app = typer.Typer(
+    help="Train tabular models from config, track them in MLflow, and serve them fast.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the training configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=True)
+out = Console()
+_state: dict[str, bool] = {"debug": False}
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Base YAML config file.", show_default=True)
+]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option("--env", "-e", envvar="MLSHIP_ENV", help="Overlay configs/env/<ENV>.yaml."),
+]
+EnvDirOpt = Annotated[Path, typer.Option("--env-dir", help="Folder of environment overlays.")]
+OverridesArg = Annotated[
+    list[str] | None, typer.Argument(help="Overrides as key.sub=value (YAML values).")
+]
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """mlship: notebook model to production."""
+    _state["debug"] = debug
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command body; our errors become one red line and exit code 1."""
+    try:
+        return action()
+    except MlshipError as exc:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        if isinstance(exc, InputError) and len(exc.details) > 1:
+            for detail in exc.details[1:5]:
+                console.print(f"  also: {detail}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+def _settings(config: Path, env: str | None, overrides: list[str] | None, env_dir: Path) -> Any:
+    from mlship.config import load_settings
+
+    return load_settings(config, env, overrides or [], env_dir)
+
+
+@app.command()
+def train(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
+) -> None:
+    """Train the configured model, track the run in MLflow, register and save it."""
+
+    def body() -> None:
+        settings = _settings(config, env, overrides, env_dir)
+        from mlship import train as train_mod
+        from mlship.tracking import quiet_mlflow
+
+        quiet_mlflow()
+        with console.status("starting", spinner="dots") as status:
+
+            def step(message: str) -> None:
+                console.log(message)
+                status.update(message)
+
+            result = train_mod.run(settings, env=env, config_path=config, progress=step)
+        table = Table(title=f"{settings.tracking.registered_model} v{result.registered.version}")
+        table.add_column("metric")
+        table.add_column("holdout", justify="right")
+        for name, value in result.metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        out.print(table)
+        summary = Table(show_header=False, box=None)
+        summary.add_row("run id", result.registered.run_id)
+        summary.add_row(
+            "model",
+            f"{result.registered.name} v{result.registered.version} (@{settings.tracking.alias})",
+        )
+        summary.add_row("model dir", str(result.model_dir))
+        summary.add_row("tracking", result.tracking_uri)
+        summary.add_row("rows", f"{result.rows_train:,} train / {result.rows_test:,} holdout")
+        out.print(summary)
+
+    guarded(body)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Saved model dir.")],
+    input_path: Annotated[str, typer.Option("--input", "-i", help="CSV or Parquet to score.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
+    batch_rows: Annotated[int, typer.Option(help="Rows per batch (bounds memory).")] = 50_000,
+    id_column: Annotated[
+        str | None, typer.Option(help="Input column copied to the output to join on.")
+    ] = None,
+) -> None:
+    """Score a file with a saved model: predictions plus class probabilities."""
+
+    def body() -> None:
+        from mlship.batch import score_file
+        from mlship.predictor import Predictor
+
+        if batch_rows < 1:
+            raise MlshipError("--batch-rows must be at least 1")
+        predictor = Predictor.load(model, extra_columns="ignore")
+        with console.status("scoring") as status:
+            done = [0]
+
+            def tick(rows: int) -> None:
+                done[0] += rows
+                status.update(f"scored {done[0]:,} rows")
+
+            result = score_file(
+                predictor,
+                input_path,
+                output,
+                batch_rows=batch_rows,
+                id_column=id_column,
+                progress=tick,
+            )
+        out.print(f"scored {result.rows:,} rows -> {result.output}")
+
+    guarded(body)
+
+
+@app.command()
+def promote(
+    to: Annotated[str, typer.Option("--to", help="Alias to move, e.g. champion.")],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Registered model (default: from config).")
+    ] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Version number.")] = None,
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Promote the version holding this alias.")
+    ] = None,
+    if_better: Annotated[
+        str | None,
+        typer.Option("--if-better", help="Only if this holdout metric beats the alias holder."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="Default: from config.")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
+) -> None:
+    """Move a registry alias (e.g. candidate -> champion), optionally gated on a metric."""
+
+    def body() -> None:
+        from mlship.tracking import promote as do_promote
+        from mlship.tracking import quiet_mlflow
+        from mlship.tracking import tracking_uri as resolve_uri
+
+        if (version is None) == (alias is None):
+            raise MlshipError("give exactly one of --version or --alias")
+        model_name, uri = name, tracking_uri
+        if model_name is None or uri is None:
+            settings = _settings(config, env, [], env_dir)
+            model_name = model_name or settings.tracking.registered_model
+            uri = uri or settings.tracking.uri
+        quiet_mlflow()
+        result = do_promote(resolve_uri(uri), model_name, str(version or alias), to, if_better)
+        if result.promoted:
+            out.print(f"promoted {model_name} v{result.version} to @{to}: {result.reason}")
+        else:
+            out.print(f"not promoted: {result.reason}")
+
+    guarded(body)
+
+
+@config_app.command("show")
+def config_show(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of YAML.")] = False,
+) -> None:
+    """Print the resolved, validated config (all layers and overrides applied)."""
+
+    def body() -> None:
+        from mlship.config import settings_to_yaml
+
+        settings = _settings(config, env, overrides, env_dir)
+        if as_json:
+            out.print_json(settings.model_dump_json())
+        else:
+            sys.stdout.write(settings_to_yaml(settings))
+
+    guarded(body)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the config's JSON schema (every key, type, default and description)."""
+    from mlship.config import Settings
+
+    sys.stdout.write(json.dumps(Settings.model_json_schema(), indent=2) + "\n")
+
+
+def run() -> None:  # pragma: no cover - console script indirection for python -m
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
