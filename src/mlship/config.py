@@ -101,9 +101,16 @@ class ModelConfig(_Strict):
         description="Estimator from the registry: logistic_regression, random_forest, "
         "hist_gradient_boosting, lightgbm, ridge.",
     )
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments passed to the estimator."
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Estimator keyword arguments per algorithm, e.g. params.lightgbm.num_leaves. "
+        "Only the entry of model.name is used, so switching model.name keeps each "
+        "algorithm's settings.",
     )
+
+    def chosen_params(self) -> dict[str, Any]:
+        """The keyword arguments of the selected algorithm."""
+        return dict(self.params.get(self.name) or {})
 
 
 class TrackingConfig(_Strict):

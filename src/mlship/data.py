@@ -15,6 +15,7 @@ from mlship.errors import DataError
 from mlship.frame import coerce_features, numeric_failures
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+MOSTLY_NUMERIC = 0.9
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,17 @@ def feature_roles(frame: pd.DataFrame, config: DataConfig) -> tuple[list[str], l
     rest = [c for c in frame.columns if c not in taken]
 
     def is_number(col: str) -> bool:
-        dtype = frame[col].dtype
-        return is_numeric_dtype(dtype) and not is_bool_dtype(dtype)
+        # A text column whose values are nearly all numbers is a numeric column with a few
+        # bad cells; calling it categorical would hide them, so it is checked as numeric.
+        column = frame[col]
+        if is_bool_dtype(column.dtype):
+            return False
+        if is_numeric_dtype(column.dtype):
+            return True
+        present = column.dropna()
+        if present.empty:
+            return False
+        return bool(pd.to_numeric(present, errors="coerce").notna().mean() >= MOSTLY_NUMERIC)
 
     numeric = spec.numeric if spec.numeric is not None else [c for c in rest if is_number(c)]
     if spec.categorical is not None:

@@ -80,22 +80,33 @@ def make_estimator(config: ModelConfig, task: Task, seed: int) -> BaseEstimator:
             f"model.name {config.name!r} does not support task {task.value!r} "
             f"(choose one of {', '.join(fits)})"
         )
+    strays = sorted(set(config.params) - set(REGISTRY))
+    if strays:
+        raise ModelError(
+            f"model.params.{strays[0]}: not an algorithm of the registry "
+            f"({', '.join(sorted(REGISTRY))})"
+        )
+    chosen = config.chosen_params()
     cls = _load_class(path)
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     if "kwargs" in inspect.signature(cls.__init__).parameters:
         accepted |= set(cls().get_params())
-    unknown = [key for key in config.params if key not in accepted]
+    unknown = [key for key in chosen if key not in accepted]
     if unknown:
         close = difflib.get_close_matches(unknown[0], accepted, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ModelError(f"model.params.{unknown[0]}: not a parameter of {cls.__name__}{hint}")
-    params = {**spec.defaults, **config.params}
+        raise ModelError(
+            f"model.params.{config.name}.{unknown[0]}: not a parameter of {cls.__name__}{hint}"
+        )
+    params = {**spec.defaults, **chosen}
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = seed
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"model.params: {cls.__name__} rejected them: {exc}") from None
+        raise ModelError(
+            f"model.params.{config.name}: {cls.__name__} rejected them: {exc}"
+        ) from None
 
 
 def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:

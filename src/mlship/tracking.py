@@ -127,24 +127,29 @@ def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp), tracking_uri=uri
         )
-        try:
-            mlflow.artifacts.download_artifacts(
-                run_id=mv.run_id,
-                artifact_path=CONFIG_ARTIFACT,
-                dst_path=str(tmp / ".cfg"),
-                tracking_uri=uri,
-            )
-            (tmp / ".cfg" / CONFIG_ARTIFACT).rename(tmp / CONFIG_FILE)
-        except Exception:  # a version registered by other tooling may have no config
-            pass
-        finally:
-            if (tmp / ".cfg").exists():
-                import shutil
-
-                shutil.rmtree(tmp / ".cfg")
+        _copy_run_config(mv.run_id, uri, tmp)
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         (tmp / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return dest
+
+
+def _copy_run_config(run_id: str, uri: str, dest: Path) -> None:
+    """Copy the run's resolved training config beside the model, if the run logged one."""
+    import shutil
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    staging = dest / ".config-download"
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=CONFIG_ARTIFACT, dst_path=str(staging), tracking_uri=uri
+        )
+        Path(local).rename(dest / CONFIG_FILE)
+    except (MlflowException, OSError):
+        pass  # a version registered by other tooling may have no mlship config
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @dataclass(frozen=True)

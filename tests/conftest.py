@@ -1,0 +1,85 @@
+"""Shared fixtures: the repo root, an isolated working dir, and an in-process CLI runner.
+
+Training writes relative paths (sqlite:///mlruns.db, ./mlruns artifacts, models/...), so each
+test that trains runs with its own temporary working directory and absolute config paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+OJ_CSV = ROOT / "data" / "oj.csv"
+BASE_CONFIG = ROOT / "configs" / "base.yaml"
+ENV_DIR = ROOT / "configs" / "env"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str) -> CliResult:
+    """Invoke ``mlship`` in-process (no interpreter start-up per call)."""
+    from mlship.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh working dir; MLFLOW_TRACKING_URI unset so the embedded default applies."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLSHIP_ENV", raising=False)
+    yield tmp_path
+
+
+def train_args(workdir: Path, *overrides: str, config: Path = BASE_CONFIG) -> list[str]:
+    """``mlship train`` arguments that keep every output inside ``workdir``."""
+    return [
+        "train",
+        "--config",
+        str(config),
+        "--env-dir",
+        str(ENV_DIR),
+        f"data.uri={ROOT / 'data' / _data_name(config)}",
+        f"output.model_dir={workdir / 'model'}",
+        f"tracking.uri=sqlite:///{workdir / 'mlruns.db'}",
+        *overrides,
+    ]
+
+
+def _data_name(config: Path) -> str:
+    import yaml
+
+    return Path(yaml.safe_load(config.read_text())["data"]["uri"]).name
+
+
+@pytest.fixture(scope="session")
+def trained_oj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default OJ model trained once per session into its own working dir.
+
+    Yields that dir: ``model/`` is the saved model, ``mlruns.db`` the tracking store.
+    """
+    work = tmp_path_factory.mktemp("trained-oj")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(work)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = run_cli(*train_args(work))
+        assert result.exit_code == 0, result.output
+    yield work
