@@ -177,6 +177,36 @@ class Predictor:
             for c in self.columns
         ]
 
+    def frame_from_records(self, records: Sequence[Any]) -> pd.DataFrame:
+        """Rows given as objects; a row missing a field or adding one is named by row."""
+        expected = set(self.column_names)
+        details: list[dict[str, Any]] = []
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                details.append(
+                    {"row": i, "error": f"expected an object, got {type(record).__name__}"}
+                )
+                continue
+            if record.keys() == expected:
+                continue
+            keys = set(record)
+            details += [
+                {"row": i, "column": c, "error": "required field is missing"}
+                for c in self.column_names
+                if c not in keys
+            ]
+            if self.extra_columns == "reject":
+                details += [
+                    {"row": i, "column": str(c), "error": "unknown column"}
+                    for c in record
+                    if c not in expected
+                ]
+            if len(details) >= MAX_REPORTED:
+                break
+        if details:
+            raise InputError(summarize(details), details[:MAX_REPORTED])
+        return pd.DataFrame.from_records(list(records), columns=self.column_names)
+
     def frame_from_arrays(self, rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
         """Rows given as arrays in signature order."""
         width = len(self.column_names)
@@ -215,7 +245,7 @@ class Predictor:
             values = pd.to_numeric(raw, errors="coerce").astype("float64")
             present = raw.notna().to_numpy()
             if raw.dtype == object:
-                present &= ~raw.map(_is_nan).to_numpy(dtype=bool)
+                present = present & ~raw.map(_is_nan).to_numpy(dtype=bool)
             nan = values.isna().to_numpy()
             for row in np.flatnonzero(nan & present)[:MAX_REPORTED]:
                 details.append(

@@ -1,0 +1,56 @@
+# Scoring image: one saved model baked in, served by `mlship serve` on port 8888.
+#
+#   docker build --build-arg MODEL_PATH=models/oj-purchase -t oj-scorer .
+#   docker run --rm -p 8888:8888 oj-scorer
+#
+# MODEL_PATH is a saved model dir inside the build context (`mlship train` writes one,
+# `mlship image build` exports one from the registry and passes the labels below).
+# The same image answers Cloud Run/KServe (PORT), Vertex AI (AIP_*) and SageMaker (`serve`).
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
+ARG MODEL_PATH
+RUN test -n "${MODEL_PATH}" || { echo "error: build arg MODEL_PATH is required, e.g. --build-arg MODEL_PATH=models/oj-purchase" >&2; exit 1; }
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+# Serving dependencies only, pinned with hashes from uv.lock (requirements/serve.txt).
+COPY requirements/serve.txt /tmp/serve.txt
+RUN /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/serve.txt
+COPY pyproject.toml README.md /src/
+COPY src /src/src
+RUN /opt/venv/bin/pip install --no-deps /src \
+ && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/mlship \
+ && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools
+COPY ${MODEL_PATH} /opt/model
+RUN test -f /opt/model/MLmodel || { echo "error: MODEL_PATH=${MODEL_PATH} is not a saved model dir (no MLmodel file)" >&2; exit 1; } \
+ && /opt/venv/bin/python -c "from mlship.predictor import Predictor; p = Predictor.load('/opt/model'); print('model ok:', p.info.name, 'v' + p.info.version)"
+
+FROM ${BASE_IMAGE}
+ARG MODEL_NAME=unknown
+ARG MODEL_VERSION=unknown
+ARG MODEL_RUN_ID=unknown
+LABEL org.opencontainers.image.title="mlship scorer: ${MODEL_NAME}" \
+      org.opencontainers.image.description="Scoring service for ${MODEL_NAME} v${MODEL_VERSION}" \
+      org.opencontainers.image.source="https://github.com/mlship/mlship" \
+      ai.mlship.model.name="${MODEL_NAME}" \
+      ai.mlship.model.version="${MODEL_VERSION}" \
+      ai.mlship.model.run_id="${MODEL_RUN_ID}"
+# LightGBM and scikit-learn's OpenMP code need libgomp; slim images lack it.
+RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
+      apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*; \
+    fi \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mlship
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/model /opt/model
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1
+USER 10001
+EXPOSE 8888
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-m", "mlship.healthcheck"]
+ENTRYPOINT ["mlship", "serve", "--model", "/opt/model"]
