@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the training configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+image_app = typer.Typer(help="Build the scoring image for a model.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
 
 console = Console(stderr=True)
 out = Console()
@@ -273,6 +275,56 @@ def serve(
             access_log=access_log,
             log_level="info",
             timeout_graceful_shutdown=20,
+        )
+
+    guarded(body)
+
+
+@image_app.command("build")
+def image_build(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="Saved model dir, models:/NAME@ALIAS or models:/NAME/VERSION."
+        ),
+    ],
+    tag: Annotated[str | None, typer.Option(help="Image tag (default NAME:VERSION).")] = None,
+    base_image: Annotated[
+        str | None, typer.Option(help="Override the Dockerfile's BASE_IMAGE.")
+    ] = None,
+    context: Annotated[Path, typer.Option(help="Build context (the repo root).")] = Path(),
+    dockerfile: Annotated[Path, typer.Option("--file", "-f", help="Dockerfile.")] = Path(
+        "Dockerfile"
+    ),
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="Registry for models:/ URIs (default: from config).")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
+) -> None:
+    """Build the scoring image with a saved or registered model baked in."""
+
+    def body() -> None:
+        from mlship.image import REGISTRY_URI, build
+        from mlship.tracking import quiet_mlflow
+        from mlship.tracking import tracking_uri as resolve_uri
+
+        uri = tracking_uri
+        if uri is None and REGISTRY_URI.match(model):
+            uri = _settings(config, env, [], env_dir).tracking.uri
+        quiet_mlflow()
+        result = build(
+            model,
+            tag=tag,
+            context=context,
+            dockerfile=dockerfile,
+            base_image=base_image,
+            tracking_uri=resolve_uri(uri),
+        )
+        out.print(
+            f"built {result.tag} ({result.name} v{result.version}, run {result.run_id})",
+            highlight=False,
         )
 
     guarded(body)

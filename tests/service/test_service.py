@@ -99,15 +99,22 @@ def error(reply: Any, status: int) -> dict[str, Any]:
     ],
 )
 def test_malformed_bodies(client: TestClient, payload: bytes, status: int, needle: str) -> None:
-    body = error(client.post("/score", content=payload,
-                             headers={"Content-Type": "application/json"}), status)
+    body = error(
+        client.post("/score", content=payload, headers={"Content-Type": "application/json"}), status
+    )
     assert needle in body["error"]
 
 
-def test_missing_unknown_wrong_type_and_null(client: TestClient, rows: list[dict[str, Any]]) -> None:
+def test_missing_unknown_wrong_type_and_null(
+    client: TestClient, rows: list[dict[str, Any]]
+) -> None:
     missing = [{k: v for k, v in rows[0].items() if k != "LoyalCH"}]
     body = error(client.post("/score", json=missing), 422)
-    assert body["details"][0] == {"row": 0, "column": "LoyalCH", "error": "required field is missing"}
+    assert body["details"][0] == {
+        "row": 0,
+        "column": "LoyalCH",
+        "error": "required field is missing",
+    }
 
     unknown = [{**rows[0], "Colour": "red"}]
     body = error(client.post("/score", json=unknown), 422)
@@ -115,7 +122,9 @@ def test_missing_unknown_wrong_type_and_null(client: TestClient, rows: list[dict
 
     wrong = [rows[0], {**rows[1], "PriceCH": "cheap"}]
     body = error(client.post("/score", json=wrong), 422)
-    assert body["details"] == [{"row": 1, "column": "PriceCH", "error": "expected a number, got 'cheap'"}]
+    assert body["details"] == [
+        {"row": 1, "column": "PriceCH", "error": "expected a number, got 'cheap'"}
+    ]
     assert "row 1" in body["error"] and "PriceCH" in body["error"]
 
     null = [{**rows[0], "LoyalCH": None}, {**rows[1], "Store7": None}]
@@ -130,13 +139,21 @@ def test_limits(client: TestClient, rows: list[dict[str, Any]]) -> None:
     too_many = error(client.post("/score", json=rows * 21), 413)
     assert "max_rows=100" in too_many["error"]
     huge = b"[" + b" " * 250_000 + b"]"
-    assert "exceeds" in error(client.post("/score", content=huge,
-                                          headers={"Content-Type": "application/json"}), 413)["error"]
+    assert (
+        "exceeds"
+        in error(
+            client.post("/score", content=huge, headers={"Content-Type": "application/json"}), 413
+        )["error"]
+    )
 
 
 def test_wrong_content_type_and_route(client: TestClient) -> None:
-    body = error(client.post("/score", content=b"a=1",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"}), 415)
+    body = error(
+        client.post(
+            "/score", content=b"a=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        ),
+        415,
+    )
     assert "application/json" in body["error"]
     error(client.get("/score"), 405)
     error(client.get("/nope"), 404)
@@ -185,8 +202,11 @@ def test_ready_is_503_until_loaded_and_when_load_fails(tmp_path: Path) -> None:
 
 
 def test_vertex_contract(trained_oj: Path, rows: list[dict[str, Any]]) -> None:
-    env = {"AIP_HTTP_PORT": "7080", "AIP_PREDICT_ROUTE": "/v1/models/oj:predict",
-           "AIP_HEALTH_ROUTE": "/v1/models/oj"}
+    env = {
+        "AIP_HTTP_PORT": "7080",
+        "AIP_PREDICT_ROUTE": "/v1/models/oj:predict",
+        "AIP_HEALTH_ROUTE": "/v1/models/oj",
+    }
     options = apply_platform(ServeOptions(model_dir=str(trained_oj / "model")), env, False)
     assert options.port == 7080
     with TestClient(create_app(options, background_load=False)) as vertex:
@@ -205,5 +225,7 @@ def test_sagemaker_and_port_contracts(trained_oj: Path, rows: list[dict[str, Any
     assert options.port == 8080
     with TestClient(create_app(options, background_load=False)) as sagemaker:
         assert sagemaker.get("/ping").status_code == 200
-        reply = sagemaker.post("/invocations", content=json.dumps(rows), headers={"Content-Type": "application/json"})
+        reply = sagemaker.post(
+            "/invocations", content=json.dumps(rows), headers={"Content-Type": "application/json"}
+        )
         assert reply.status_code == 200 and len(reply.json()["predictions"]) == 5
