@@ -1,0 +1,39 @@
+output "data_bucket" {
+  description = "Training data bucket (data.uri = gs://<this>/...)."
+  value       = google_storage_bucket.data.name
+}
+
+output "mlflow_artifacts_bucket" {
+  description = "Where the MLflow server stores artifacts."
+  value       = google_storage_bucket.mlflow_artifacts.name
+}
+
+output "image_registry" {
+  description = "Artifact Registry path for images: <this>/<model name>:<version>."
+  value       = local.registry
+}
+
+output "mlflow_url" {
+  description = "MLflow tracking server (MLFLOW_TRACKING_URI; send an ID token as MLFLOW_TRACKING_TOKEN)."
+  value       = google_cloud_run_v2_service.mlflow.uri
+}
+
+output "scorer_url" {
+  description = "Scoring service base URL (POST /score)."
+  value       = google_cloud_run_v2_service.scorer.uri
+}
+
+output "workload_identity_provider" {
+  description = "For google-github-actions/auth: workload_identity_provider (GitHub variable GCP_WIF_PROVIDER)."
+  value       = google_iam_workload_identity_pool_provider.github.name
+}
+
+output "deployer_service_account" {
+  description = "For google-github-actions/auth: service_account (GitHub variable GCP_DEPLOYER_SA)."
+  value       = google_service_account.deployer.email
+}
+
+output "trainer_service_account" {
+  description = "Service account the Vertex AI training job runs as."
+  value       = google_service_account.trainer.email
+}
