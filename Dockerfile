@@ -6,16 +6,23 @@
 # MODEL_PATH is a saved model dir inside the build context (`mlship train` writes one,
 # `mlship image build` exports one from the registry and passes the labels below).
 # The same image answers Cloud Run/KServe (PORT), Vertex AI (AIP_*) and SageMaker (`serve`).
+#
+# RUNTIME=sklearn (default) scores with the fitted scikit-learn pipeline and works for every
+# model. RUNTIME=onnx installs onnxruntime instead of scikit-learn/SciPy/pandas and needs a
+# model whose ONNX twin passed its parity check at training time (mlship image build picks
+# it automatically); the build fails if the model cannot be served that way.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
 ARG MODEL_PATH
+ARG RUNTIME=sklearn
 RUN test -n "${MODEL_PATH}" || { echo "error: build arg MODEL_PATH is required, e.g. --build-arg MODEL_PATH=models/oj-purchase" >&2; exit 1; }
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
-# Serving dependencies only, pinned with hashes from uv.lock (requirements/serve.txt).
-COPY requirements/serve.txt /tmp/serve.txt
-RUN /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/serve.txt
+# Serving dependencies only, pinned with hashes from uv.lock (requirements/serve-*.txt).
+COPY requirements/serve-sklearn.txt requirements/serve-onnx.txt /tmp/
+RUN test -f "/tmp/serve-${RUNTIME}.txt" || { echo "error: RUNTIME must be sklearn or onnx, got '${RUNTIME}'" >&2; exit 1; } \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r "/tmp/serve-${RUNTIME}.txt"
 COPY pyproject.toml README.md /src/
 COPY src /src/src
 RUN /opt/venv/bin/pip install --no-deps /src \
@@ -24,18 +31,20 @@ RUN /opt/venv/bin/pip install --no-deps /src \
  && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools
 COPY ${MODEL_PATH} /opt/model
 RUN test -f /opt/model/MLmodel || { echo "error: MODEL_PATH=${MODEL_PATH} is not a saved model dir (no MLmodel file)" >&2; exit 1; } \
- && /opt/venv/bin/python -c "from mlship.predictor import Predictor; p = Predictor.load('/opt/model'); print('model ok:', p.info.name, 'v' + p.info.version)"
+ && /opt/venv/bin/python -c "from mlship.predictor import Predictor; p = Predictor.load('/opt/model', runtime='${RUNTIME}'); print('model ok:', p.info.name, 'v' + p.info.version, 'runtime', p.runtime)"
 
 FROM ${BASE_IMAGE}
 ARG MODEL_NAME=unknown
 ARG MODEL_VERSION=unknown
 ARG MODEL_RUN_ID=unknown
+ARG RUNTIME=sklearn
 LABEL org.opencontainers.image.title="mlship scorer: ${MODEL_NAME}" \
       org.opencontainers.image.description="Scoring service for ${MODEL_NAME} v${MODEL_VERSION}" \
       org.opencontainers.image.source="https://github.com/mlship/mlship" \
       ai.mlship.model.name="${MODEL_NAME}" \
       ai.mlship.model.version="${MODEL_VERSION}" \
-      ai.mlship.model.run_id="${MODEL_RUN_ID}"
+      ai.mlship.model.run_id="${MODEL_RUN_ID}" \
+      ai.mlship.runtime="${RUNTIME}"
 # LightGBM and scikit-learn's OpenMP code need libgomp; slim images lack it.
 RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
       apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*; \
@@ -48,7 +57,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
-    MKL_NUM_THREADS=1
+    MKL_NUM_THREADS=1 \
+    MLSHIP_RUNTIME=${RUNTIME}
 USER 10001
 EXPOSE 8888
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

@@ -41,8 +41,10 @@ image: ## Build the scoring image for MODEL_DIR (BASE_IMAGE=... to override the 
 demo: ## End to end: set up, train, build the image, run it, POST a sample, stop
 	scripts/demo.sh
 
-requirements: ## Regenerate requirements/{serve,train}.txt (the images' pins) from uv.lock
-	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt -o requirements/serve.txt
+requirements: ## Regenerate requirements/*.txt (the images' hash-pinned installs) from uv.lock
+	for runtime in sklearn onnx; do \
+	  $(UV) export --frozen --no-dev --extra $$runtime --no-emit-project --format requirements-txt -o requirements/serve-$$runtime.txt; \
+	done
 	$(UV) export --frozen --no-dev --extra train --no-emit-project --format requirements-txt -o requirements/train.txt
 
 mlflow-ui: ## Browse runs and the registry at http://127.0.0.1:5000

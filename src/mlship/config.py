@@ -9,6 +9,7 @@ Validation happens once, on the merged result, so an error names the final key.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -95,6 +96,16 @@ class SplitConfig(_Strict):
         return self
 
 
+class DaskConfig(_Strict):
+    address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786). Null: start a "
+        "local cluster on this machine for the fit.",
+    )
+    workers: int = Field(default=2, ge=1, description="Workers of the local cluster.")
+    threads_per_worker: int = Field(default=1, ge=1, description="Threads per local worker.")
+
+
 class ModelConfig(_Strict):
     name: str = Field(
         default="logistic_regression",
@@ -107,6 +118,21 @@ class ModelConfig(_Strict):
         "Only the entry of model.name is used, so switching model.name keeps each "
         "algorithm's settings.",
     )
+
+    engine: Literal["local", "dask"] = Field(
+        default="local",
+        description="Where the estimator is fitted: local (in this process) or dask (LightGBM "
+        "across a Dask cluster; model.name must be lightgbm). The saved model is the same kind.",
+    )
+    dask: DaskConfig = Field(default_factory=DaskConfig, description="model.engine dask only.")
+
+    @model_validator(mode="after")
+    def _engine(self) -> ModelConfig:
+        if self.engine == "dask" and self.name != "lightgbm":
+            raise ValueError(
+                f"model.engine dask trains lightgbm only (model.name is {self.name!r})"
+            )
+        return self
 
     def chosen_params(self) -> dict[str, Any]:
         """The keyword arguments of the selected algorithm."""
@@ -262,6 +288,29 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+SECRET_KEY = re.compile(r"key|secret|token|password|passwd|credential|sas|signature", re.I)
+REDACTED = "***"
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if SECRET_KEY.search(str(k)) else _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def public_dump(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with credentials in ``data.storage_options`` masked.
+
+    This is what gets logged (MLflow params, the resolved config artifact) and copied into
+    model dirs and images, so a secret given for reading the data never leaves the job.
+    """
+    dumped = settings.model_dump(mode="json")
+    dumped["data"]["storage_options"] = _redact(dumped["data"]["storage_options"])
+    return dumped
+
+
 def settings_to_yaml(settings: Settings) -> str:
-    """The resolved settings as YAML, the exact form stored beside each model."""
-    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+    """The resolved settings as YAML (credentials masked), the form stored beside each model."""
+    return yaml.safe_dump(public_dump(settings), sort_keys=False)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from mlship.config import DataConfig, Settings, SplitConfig, Task
 from mlship.errors import DataError
-from mlship.frame import coerce_features, numeric_failures
+from mlship.frame import MISSING_CATEGORY, coerce_features, column_values, to_numeric
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 MOSTLY_NUMERIC = 0.9
@@ -29,6 +30,13 @@ class Dataset:
     classes: list[str]
     positive_class: str | None
     digest: str
+
+    @property
+    def nullable(self) -> list[str]:
+        """Feature columns with a missing value in training; scoring accepts gaps only there."""
+        numeric = [c for c in self.numeric if self.features[c].isna().any()]
+        categorical = [c for c in self.categorical if (self.features[c] == MISSING_CATEGORY).any()]
+        return numeric + categorical
 
 
 @dataclass(frozen=True)
@@ -151,12 +159,13 @@ def feature_roles(frame: pd.DataFrame, config: DataConfig) -> tuple[list[str], l
 
 def _check_numeric(frame: pd.DataFrame, numeric: list[str]) -> None:
     for name in numeric:
-        bad = numeric_failures(frame[name])
-        if not bad.empty:
-            row = int(bad.index[0])
+        bad = to_numeric(column_values(frame, name))[1]
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"column {name!r}: {len(bad)} value(s) are not numbers, e.g. {bad.iloc[0]!r} "
-                f"at row {row}; list it under data.features.categorical or fix the data"
+                f"column {name!r}: {int(bad.sum())} value(s) are not numbers, e.g. "
+                f"{frame[name].iloc[row]!r} at row {frame.index[row]}; list it under "
+                "data.features.categorical or fix the data"
             )
 
 
@@ -172,10 +181,11 @@ def _target(frame: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[st
     if missing:
         raise DataError(f"target column {name!r}: {missing} row(s) have no value")
     if settings.task is Task.regression:
-        bad = numeric_failures(raw)
-        if not bad.empty:
+        bad = to_numeric(column_values(frame, name))[1]
+        if bad.any():
+            first = raw.iloc[int(np.flatnonzero(bad)[0])]
             raise DataError(
-                f"target column {name!r}: task is regression but {bad.iloc[0]!r} is not a number"
+                f"target column {name!r}: task is regression but {first!r} is not a number"
             )
         return pd.to_numeric(raw).astype("float64"), [], None
     target = raw.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))

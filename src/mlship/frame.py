@@ -1,65 +1,122 @@
 """Column coercion shared by training and scoring, so both see features the same way.
 
-Numeric features become float64 (so a missing value is a NaN the imputer can fill, never an
-integer-column rejection), categorical features become Python strings with missing values kept
-as NaN. An integral number given for a categorical column (``7`` or ``7.0``) becomes ``"7"``,
-matching how the category was spelled when the model was trained from a CSV of integers.
+Numeric features become float64: a missing value is NaN, which the imputer fills (never an
+integer-column rejection). Categorical features become Python strings, and a missing category
+is the empty string: ONNX string tensors cannot hold NaN, and using one marker everywhere
+keeps the scikit-learn and ONNX runtimes identical. An integral number given for a categorical
+column (``7`` or ``7.0``) becomes ``"7"``, as the category was spelled when the model was
+trained from a CSV of integers.
+
+These functions work on numpy arrays so the scoring hot path needs no pandas.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MISSING_CATEGORY = ""
+_UNREPRESENTABLE = (dict, list, tuple, set)
 
 
-def category_text(value: Any) -> Any:
-    """One categorical value as the model saw it in training; missing stays NaN."""
-    if value is None:
-        return np.nan
+def category_text(value: Any) -> str | None:
+    """One categorical value as the model saw it in training; None if it cannot be one."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return MISSING_CATEGORY
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
-        if np.isnan(value):
-            return np.nan
+        if math.isnan(value):
+            return MISSING_CATEGORY
         return str(int(value)) if float(value).is_integer() else str(float(value))
+    if isinstance(value, _UNREPRESENTABLE):
+        return None
     return str(value)
 
 
-def as_categorical(series: pd.Series) -> pd.Series:
-    """A column as object dtype holding strings or NaN."""
-    return pd.Series(
-        [category_text(v) for v in series.to_numpy(dtype=object)],
-        index=series.index,
-        dtype=object,
-        name=series.name,
-    )
+def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strings (object array) and a mask of cells that cannot be a category (lists, objects)."""
+    out = np.empty(len(values), dtype=object)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values.tolist()):
+        text = category_text(value)
+        if text is None:
+            bad[i] = True
+            text = MISSING_CATEGORY
+        out[i] = text
+    return out, bad
 
 
-def numeric_failures(series: pd.Series) -> pd.Series:
-    """The values of ``series`` that are present but not numbers (by original index)."""
-    coerced = pd.to_numeric(series, errors="coerce")
-    bad = coerced.isna() & series.notna()
-    return series[bad]
+def _number(value: Any) -> float | None:
+    """A float for one cell; NaN for missing; None when it is present but not a number."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return math.nan
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    if isinstance(value, _UNREPRESENTABLE):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
-def as_numeric(series: pd.Series) -> pd.Series:
-    """A column as float64; call ``numeric_failures`` first to report what would be lost."""
-    return pd.to_numeric(series, errors="coerce").astype("float64")
+def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values and a mask of cells that are present but not numbers.
+
+    Missing cells (None, NaN, empty string) become NaN and are not flagged here; whether a
+    column may be missing is the predictor's decision.
+    """
+    if values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+    try:
+        return np.asarray(values, dtype=np.float64), np.zeros(len(values), dtype=bool)
+    except (TypeError, ValueError):
+        pass
+    out = np.empty(len(values), dtype=np.float64)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values.tolist()):
+        number = _number(value)
+        if number is None:
+            bad[i] = True
+            number = math.nan
+        out[i] = number
+    return out, bad
+
+
+def column_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A DataFrame column as numpy: numeric dtypes as they are, anything else as objects."""
+    series = frame[name]
+    if series.dtype.kind in "fiub":
+        return series.to_numpy()
+    values: np.ndarray = series.astype(object).where(series.notna(), None).to_numpy()
+    return values
 
 
 def coerce_features(
     frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 ) -> pd.DataFrame:
     """Select the feature columns in model order and coerce each to its role's dtype."""
-    columns: dict[str, pd.Series] = {}
+    import pandas as pd
+
+    columns: dict[str, np.ndarray] = {}
     for name in numeric:
-        columns[name] = as_numeric(frame[name])
+        columns[name] = to_numeric(column_values(frame, name))[0]
     for name in categorical:
-        columns[name] = as_categorical(frame[name])
+        columns[name] = to_categorical(column_values(frame, name))[0]
     return pd.DataFrame(columns, index=frame.index)

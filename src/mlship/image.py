@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlship.errors import MlshipError
-from mlship.predictor import Predictor
+from mlship.predictor import ONNX_FILE, Predictor, onnx_parity
 
 STAGING = ".docker-context"
 REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
@@ -31,6 +31,18 @@ class ImageBuild:
     name: str
     version: str
     run_id: str
+    runtime: str
+
+
+def choose_runtime(model_dir: Path, requested: str) -> str:
+    """``auto``: the ONNX image when the model's compiled twin passed parity, else scikit-learn."""
+    if requested not in ("auto", "onnx", "sklearn"):
+        raise MlshipError(f"--runtime {requested!r}: choose auto, onnx or sklearn")
+    if requested != "auto":
+        return requested
+    report = onnx_parity(model_dir)
+    passed = bool(report and report.get("passed")) and (model_dir / ONNX_FILE).is_file()
+    return "onnx" if passed else "sklearn"
 
 
 def docker_tag(name: str, version: str) -> str:
@@ -72,6 +84,7 @@ def build(
     dockerfile: Path,
     base_image: str | None,
     tracking_uri: str,
+    runtime: str = "auto",
     extra_args: list[str] | None = None,
 ) -> ImageBuild:
     """Stage the model and run ``docker build``; its output streams to the terminal."""
@@ -79,7 +92,9 @@ def build(
         raise MlshipError("docker is not installed or not on PATH")
     context = context.resolve()
     with staged_model(source, context, tracking_uri) as model_dir:
-        predictor = Predictor.load(model_dir)  # fail here, not halfway through the build
+        chosen = choose_runtime(model_dir, runtime)
+        # Load it as the image will, so a bad model fails here, not halfway through the build.
+        predictor = Predictor.load(model_dir, runtime=chosen)  # type: ignore[arg-type]
         info = predictor.info
         info_file = model_dir / "mlship.json"
         if info_file.is_file():
@@ -91,6 +106,7 @@ def build(
             "--build-arg", f"MODEL_NAME={info.name}",
             "--build-arg", f"MODEL_VERSION={info.version or 'unknown'}",
             "--build-arg", f"MODEL_RUN_ID={info.run_id or 'unknown'}",
+            "--build-arg", f"RUNTIME={chosen}",
         ]  # fmt: skip
         if base_image:
             args += ["--build-arg", f"BASE_IMAGE={base_image}"]
@@ -98,4 +114,6 @@ def build(
         completed = subprocess.run(args, check=False)
         if completed.returncode != 0:
             raise MlshipError(f"docker build failed (exit {completed.returncode}); see above")
-    return ImageBuild(tag=image_tag, name=info.name, version=info.version, run_id=info.run_id)
+    return ImageBuild(
+        tag=image_tag, name=info.name, version=info.version, run_id=info.run_id, runtime=chosen
+    )

@@ -7,19 +7,21 @@ Accepted shapes (JSON unless noted):
   ``{"dataframe_records": [...]}``;
 - ``text/csv`` with a header row.
 
-Only the shape is checked here; the predictor checks columns, types and values.
+Only the shape is checked here; the predictor checks columns, types and values. Bodies
+decode straight into per-column numpy arrays (no pandas), the form both runtimes take.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 from typing import Any
 
+import numpy as np
 import orjson
-import pandas as pd
 
 from mlship.errors import InputError
-from mlship.predictor import Predictor
+from mlship.predictor import Columns, Predictor
 
 JSON_KEYS = ("instances", "dataframe_split", "dataframe_records")
 
@@ -38,11 +40,11 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower()
 
 
-def decode(body: bytes, content_type: str | None, predictor: Predictor) -> pd.DataFrame:
-    """Turn a request body into a DataFrame of raw (unvalidated) rows."""
+def decode(body: bytes, content_type: str | None, predictor: Predictor) -> Columns:
+    """Turn a request body into raw (unvalidated) columns."""
     kind = media_type(content_type)
     if kind in ("text/csv", "application/csv"):
-        return _csv(body)
+        return _csv(body, predictor)
     if kind not in ("application/json", "application/*+json", "*/*", "text/json") and not (
         kind.startswith("application/") and kind.endswith("+json")
     ):
@@ -55,11 +57,11 @@ def decode(body: bytes, content_type: str | None, predictor: Predictor) -> pd.Da
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"malformed JSON: {exc}") from None
-    return rows_to_frame(data, predictor)
+    return rows_to_columns(data, predictor)
 
 
-def rows_to_frame(data: Any, predictor: Predictor) -> pd.DataFrame:
-    """A decoded JSON document (any accepted shape) as a DataFrame."""
+def rows_to_columns(data: Any, predictor: Predictor) -> Columns:
+    """A decoded JSON document (any accepted shape) as raw columns."""
     if isinstance(data, dict):
         keys = [k for k in JSON_KEYS if k in data]
         if len(keys) != 1:
@@ -69,7 +71,7 @@ def rows_to_frame(data: Any, predictor: Predictor) -> pd.DataFrame:
             )
         key = keys[0]
         if key == "dataframe_split":
-            return _split(data[key])
+            return _split(data[key], predictor)
         data = data[key]
         if not isinstance(data, list):
             raise PayloadError(f"{key} must be an array")
@@ -78,33 +80,57 @@ def rows_to_frame(data: Any, predictor: Predictor) -> pd.DataFrame:
     if not data:
         raise InputError("no rows to score")
     if isinstance(data[0], dict):
-        return predictor.frame_from_records(data)
+        return predictor.columns_from_records(data)
     if isinstance(data[0], list):
-        return predictor.frame_from_arrays(data)
+        return predictor.columns_from_arrays(data)
     raise PayloadError(
         f"row 0: expected an object (record) or an array, got {type(data[0]).__name__}"
     )
 
 
-def _split(split: Any) -> pd.DataFrame:
+def _split(split: Any, predictor: Predictor) -> Columns:
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
         raise PayloadError("dataframe_split needs 'columns' (array) and 'data' (array of arrays)")
     columns, rows = split["columns"], split.get("data")
     if not isinstance(rows, list):
         raise PayloadError("dataframe_split.data must be an array of arrays")
+    if not rows:
+        raise InputError("no rows to score")
     bad = [i for i, row in enumerate(rows) if not isinstance(row, list) or len(row) != len(columns)]
     if bad:
         raise PayloadError(
             f"dataframe_split.data row {bad[0]}: expected {len(columns)} values",
             details=[{"row": i, "error": f"expected {len(columns)} values"} for i in bad[:20]],
         )
-    return pd.DataFrame(rows, columns=columns, dtype=object)
+    count = len(rows)
+    values = {
+        str(name): np.fromiter((row[j] for row in rows), dtype=object, count=count)
+        for j, name in enumerate(columns)
+    }
+    return predictor.columns_from_named(columns, values)
 
 
-def _csv(body: bytes) -> pd.DataFrame:
-    if not body.strip():
-        raise PayloadError("empty CSV body; send a header row and at least one data row")
+def _csv(body: bytes, predictor: Predictor) -> Columns:
+    """CSV with a header row; cells stay text and the predictor coerces them."""
     try:
-        return pd.read_csv(io.BytesIO(body))
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise PayloadError(f"malformed CSV: {str(exc).splitlines()[0]}") from None
+        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
+        header = next(reader, None)
+        rows = [row for row in reader if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise PayloadError(f"malformed CSV: {exc}") from None
+    if not header:
+        raise PayloadError("empty CSV body; send a header row and at least one data row")
+    if not rows:
+        raise InputError("no rows to score")
+    bad = [i for i, row in enumerate(rows) if len(row) != len(header)]
+    if bad:
+        raise PayloadError(
+            f"CSV row {bad[0]}: expected {len(header)} fields, got {len(rows[bad[0]])}",
+            details=[{"row": i, "error": f"expected {len(header)} fields"} for i in bad[:20]],
+        )
+    count = len(rows)
+    values = {
+        name: np.fromiter((row[j] for row in rows), dtype=object, count=count)
+        for j, name in enumerate(header)
+    }
+    return predictor.columns_from_named(header, values)

@@ -19,6 +19,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlship.config import ModelConfig, Task
 from mlship.errors import ModelError
+from mlship.frame import MISSING_CATEGORY
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTrans
     )
     categorical_steps = Pipeline(
         [
-            ("impute", SimpleImputer(strategy="most_frequent")),
+            ("impute", SimpleImputer(strategy="most_frequent", missing_values=MISSING_CATEGORY)),
             ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
         ]
     )

@@ -1,33 +1,41 @@
 """The predictor core: load a saved model dir once, validate input rows, predict.
 
-The HTTP service, ``mlship predict`` and the batch/Spark paths are thin shells around
-``Predictor``; input validation lives here and nowhere else.
+The HTTP service, ``mlship predict`` and the Spark job are thin shells around ``Predictor``;
+input validation lives here and nowhere else. Rows travel as *columns*: a mapping of column
+name to a numpy array, which is what both runtimes want and what a JSON body decodes into
+without pandas.
 
 A saved model dir is an MLflow model directory. We read its ``MLmodel`` file (YAML) directly
-rather than through ``mlflow.pyfunc``: the scoring image then needs neither MLflow nor its
-dependency tree, and a model loads in a fraction of the time. The fields we read (flavor
-``sklearn`` with ``pickled_model``/``serialization_format``/``skops_trusted_types``,
-``signature.inputs``, ``metadata``, ``run_id``) are MLflow's documented model format.
+rather than through ``mlflow.pyfunc``, so the scoring image needs neither MLflow nor its
+dependency tree. The fields read (flavor ``sklearn`` with ``pickled_model`` and
+``serialization_format``, ``signature.inputs``, ``metadata``, ``run_id``) are MLflow's
+documented model format. ``extra_files/model.onnx`` is the compiled twin written at training
+time (see ``mlship.compile``), used when its parity report passed.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from mlship.errors import InputError, ModelError
-from mlship.frame import as_categorical
+from mlship.frame import MISSING_CATEGORY, column_values, to_categorical, to_numeric
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+Columns = dict[str, np.ndarray]
+Runtime = Literal["auto", "onnx", "sklearn"]
 MAX_REPORTED = 20
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+ONNX_FILE = "extra_files/model.onnx"
+PARITY_FILE = "extra_files/onnx_parity.json"
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,75 @@ class Prediction:
     def probability_records(self) -> list[dict[str, float]] | None:
         if self.probabilities is None:
             return None
-        return [dict(zip(self.classes, map(float, row), strict=True)) for row in self.probabilities]
+        classes = self.classes
+        return [dict(zip(classes, row, strict=True)) for row in self.probabilities.tolist()]
+
+
+class Backend(Protocol):
+    """What a runtime must do with validated columns."""
+
+    name: str
+
+    def probabilities(self, columns: Columns) -> np.ndarray: ...
+
+    def values(self, columns: Columns) -> np.ndarray: ...
+
+
+class SklearnBackend:
+    """The fitted scikit-learn pipeline; it selects columns by name, so it gets a DataFrame."""
+
+    name = "sklearn"
+
+    def __init__(self, estimator: Any, column_names: list[str]) -> None:
+        self.estimator = estimator
+        self.column_names = column_names
+
+    def _frame(self, columns: Columns) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(columns, columns=self.column_names, copy=False)
+
+    def probabilities(self, columns: Columns) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(self._frame(columns)), dtype=np.float64)
+
+    def values(self, columns: Columns) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self._frame(columns)), dtype=np.float64)
+
+
+class OnnxBackend:
+    """The compiled graph in onnxruntime: one input per column, shaped (rows, 1)."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, numeric: list[str], categorical: list[str], threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.numeric = numeric
+        self.categorical = categorical
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._proba = "probabilities" if "probabilities" in outputs else outputs[-1]
+        self._value = outputs[0]
+
+    def _feeds(self, columns: Columns) -> dict[str, np.ndarray]:
+        feeds = {c: columns[c].astype(np.float32).reshape(-1, 1) for c in self.numeric}
+        feeds |= {c: columns[c].reshape(-1, 1) for c in self.categorical}
+        return feeds
+
+    def probabilities(self, columns: Columns) -> np.ndarray:
+        out = self.session.run([self._proba], self._feeds(columns))[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def values(self, columns: Columns) -> np.ndarray:
+        out = self.session.run([self._value], self._feeds(columns))[0]
+        return np.asarray(out, dtype=np.float64).ravel()
 
 
 def _load_estimator(model_dir: Path, flavor: dict[str, Any]) -> Any:
@@ -80,7 +156,6 @@ def _load_estimator(model_dir: Path, flavor: dict[str, Any]) -> Any:
             raise ModelError(
                 f"model dir {model_dir}: saved with skops, which is not installed"
             ) from None
-
         return skops.io.load(path, trusted=flavor.get("skops_trusted_types") or [])
     if fmt in ("pickle", "cloudpickle"):
         import pickle
@@ -100,31 +175,82 @@ def _read_mlmodel(model_dir: Path) -> dict[str, Any]:
     return loaded
 
 
+def onnx_parity(model_dir: Path) -> dict[str, Any] | None:
+    """The parity report written beside ``model.onnx`` at training time, if any."""
+    report = model_dir / PARITY_FILE
+    if not report.is_file():
+        return None
+    loaded: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _backend(
+    root: Path, spec: dict[str, Any], columns: list[Column], runtime: Runtime, threads: int
+) -> Backend:
+    parity = onnx_parity(root)
+    passed = bool(parity and parity.get("passed")) and (root / ONNX_FILE).is_file()
+    if runtime == "onnx" and not passed:
+        why = "no compiled model" if parity is None else f"parity failed: {parity.get('reason')}"
+        raise ModelError(f"runtime onnx: {root} cannot use ONNX ({why}); use runtime sklearn")
+    if runtime in ("auto", "onnx") and passed:
+        try:
+            numeric = [c.name for c in columns if c.kind == "numeric"]
+            categorical = [c.name for c in columns if c.kind == "categorical"]
+            return OnnxBackend(root / ONNX_FILE, numeric, categorical, threads)
+        except ImportError:
+            if runtime == "onnx":
+                raise ModelError("runtime onnx: onnxruntime is not installed") from None
+    try:
+        estimator = _load_estimator(root, spec["flavors"]["sklearn"])
+    except ImportError as exc:
+        raise ModelError(
+            f"runtime sklearn: cannot load {root} ({exc}); this image has no scikit-learn, "
+            "and the model has no ONNX twin that passed parity"
+        ) from None
+    return SklearnBackend(estimator, [c.name for c in columns])
+
+
 class Predictor:
     """A loaded model plus everything needed to check and score rows for it."""
 
     def __init__(
         self,
-        estimator: Any,
+        backend: Backend,
         columns: list[Column],
         info: ModelInfo,
         extra_columns: Literal["reject", "ignore"] = "reject",
     ) -> None:
-        self.estimator = estimator
+        self.backend = backend
         self.columns = columns
         self.info = info
         self.extra_columns = extra_columns
         self.column_names = [c.name for c in columns]
+        self._expected = set(self.column_names)
         self._numeric = [c.name for c in columns if c.kind == "numeric"]
         self._categorical = [c.name for c in columns if c.kind == "categorical"]
         self._nullable = {c.name for c in columns if c.nullable}
+        self._position = {name: i for i, name in enumerate(self.column_names)}
         self.is_classifier = info.task == "classification"
+
+    @property
+    def runtime(self) -> str:
+        return self.backend.name
 
     @classmethod
     def load(
-        cls, model_dir: Path | str, extra_columns: Literal["reject", "ignore"] = "reject"
+        cls,
+        model_dir: Path | str,
+        extra_columns: Literal["reject", "ignore"] = "reject",
+        runtime: Runtime = "auto",
+        threads: int = 1,
     ) -> Predictor:
-        """Load a saved model dir written by ``mlship train`` or ``mlship image build``."""
+        """Load a saved model dir written by ``mlship train`` or ``mlship image build``.
+
+        ``runtime``: ``auto`` uses the ONNX twin when its parity report passed and
+        onnxruntime is installed, else scikit-learn; ``onnx`` and ``sklearn`` insist.
+        """
+        if runtime not in ("auto", "onnx", "sklearn"):
+            raise ModelError(f"runtime {runtime!r}: choose auto, onnx or sklearn")
         root = Path(model_dir)
         if not root.is_dir():
             raise ModelError(f"model dir {root} does not exist")
@@ -161,10 +287,12 @@ class Predictor:
             positive_class=meta.get("positive_class"),
             metrics={k: float(v) for k, v in (extra.get("metrics") or {}).items()},
         )
-        estimator = _load_estimator(root, spec["flavors"]["sklearn"])
+        backend = _backend(root, spec, columns, runtime, threads)
         if info.task == "classification" and not info.classes:
-            info = ModelInfo(**{**info.__dict__, "classes": [str(c) for c in estimator.classes_]})
-        return cls(estimator, columns, info, extra_columns)
+            if not isinstance(backend, SklearnBackend):
+                raise ModelError(f"{root}/MLmodel metadata lists no classes")
+            info = replace(info, classes=[str(c) for c in backend.estimator.classes_])
+        return cls(backend, columns, info, extra_columns)
 
     def signature(self) -> list[dict[str, Any]]:
         """The input contract, as served by ``/metadata``."""
@@ -177,41 +305,44 @@ class Predictor:
             for c in self.columns
         ]
 
-    def frame_from_records(self, records: Sequence[Any]) -> pd.DataFrame:
+    # -- shapes in -------------------------------------------------------------------------
+
+    def columns_from_records(self, records: Sequence[Any]) -> Columns:
         """Rows given as objects; a row missing a field or adding one is named by row."""
-        expected = set(self.column_names)
+        expected = self._expected
         details: list[dict[str, Any]] = []
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 details.append(
                     {"row": i, "error": f"expected an object, got {type(record).__name__}"}
                 )
-                continue
-            if record.keys() == expected:
-                continue
-            keys = set(record)
-            details += [
-                {"row": i, "column": c, "error": "required field is missing"}
-                for c in self.column_names
-                if c not in keys
-            ]
-            if self.extra_columns == "reject":
+            elif record.keys() != expected:
                 details += [
-                    {"row": i, "column": str(c), "error": "unknown column"}
-                    for c in record
-                    if c not in expected
+                    {"row": i, "column": c, "error": "required field is missing"}
+                    for c in self.column_names
+                    if c not in record
                 ]
+                if self.extra_columns == "reject":
+                    details += [
+                        {"row": i, "column": str(c), "error": "unknown column"}
+                        for c in record
+                        if c not in expected
+                    ]
             if len(details) >= MAX_REPORTED:
                 break
         if details:
             raise InputError(summarize(details), details[:MAX_REPORTED])
-        return pd.DataFrame.from_records(list(records), columns=self.column_names)
+        count = len(records)
+        return {
+            name: np.fromiter((record[name] for record in records), dtype=object, count=count)
+            for name in self.column_names
+        }
 
-    def frame_from_arrays(self, rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    def columns_from_arrays(self, rows: Sequence[Any]) -> Columns:
         """Rows given as arrays in signature order."""
         width = len(self.column_names)
         problems = [
-            {"row": i, "error": f"expected {width} values in signature order, got {len(row)}"}
+            {"row": i, "error": f"expected {width} values in signature order, got {_size(row)}"}
             for i, row in enumerate(rows)
             if not isinstance(row, list | tuple) or len(row) != width
         ]
@@ -220,93 +351,120 @@ class Predictor:
                 f"array rows must have {width} values ({', '.join(self.column_names)})",
                 problems[:MAX_REPORTED],
             )
-        return pd.DataFrame(list(rows), columns=self.column_names, dtype=object)
+        count = len(rows)
+        return {
+            name: np.fromiter((row[i] for row in rows), dtype=object, count=count)
+            for i, name in enumerate(self.column_names)
+        }
 
-    def validate(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Check and coerce raw input to the model's columns; every problem found is reported.
+    def columns_from_named(self, names: Sequence[Any], values: Mapping[str, np.ndarray]) -> Columns:
+        """Columns given by name (a table, a CSV, a dataframe_split): check the name set."""
+        present = {str(n) for n in names}
+        details = [
+            {"column": c, "error": "required column is missing"}
+            for c in self.column_names
+            if c not in present
+        ]
+        if self.extra_columns == "reject":
+            details += [
+                {"column": str(c), "error": "unknown column"}
+                for c in names
+                if c not in self._expected
+            ]
+        if details:
+            raise InputError(summarize(details), details[:MAX_REPORTED])
+        return {name: values[name] for name in self.column_names}
+
+    def columns_from_frame(self, frame: pd.DataFrame) -> Columns:
+        """A pandas DataFrame (batch files, Spark partitions)."""
+        names = [str(c) for c in frame.columns]
+        wanted = [c for c in self.column_names if c in set(names)]
+        return self.columns_from_named(names, {c: column_values(frame, c) for c in wanted})
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self, columns: Columns) -> Columns:
+        """Coerce raw columns to the model's dtypes; report every problem by row and column.
 
         Raises ``InputError`` with one detail per (row, column) problem, capped at
         ``MAX_REPORTED``, so a client can fix a whole request at once.
         """
-        if len(frame) == 0:
+        rows = len(next(iter(columns.values()))) if columns else 0
+        if rows == 0:
             raise InputError("no rows to score")
         details: list[dict[str, Any]] = []
-        missing = [c for c in self.column_names if c not in frame.columns]
-        details += [{"column": c, "error": "required column is missing"} for c in missing]
-        if self.extra_columns == "reject":
-            unknown = [str(c) for c in frame.columns if c not in set(self.column_names)]
-            details += [{"column": c, "error": "unknown column"} for c in unknown]
-        if details:
-            raise InputError(summarize(details), details[:MAX_REPORTED])
-        frame = frame.reset_index(drop=True)
-        out: dict[str, pd.Series] = {}
+        out: Columns = {}
         for name in self._numeric:
-            raw = frame[name]
-            values = pd.to_numeric(raw, errors="coerce").astype("float64")
-            present = raw.notna().to_numpy()
-            if raw.dtype == object:
-                present = present & ~raw.map(_is_nan).to_numpy(dtype=bool)
-            nan = values.isna().to_numpy()
-            for row in np.flatnonzero(nan & present)[:MAX_REPORTED]:
-                details.append(
-                    {
-                        "row": int(row),
-                        "column": name,
-                        "error": f"expected a number, got {raw.iloc[row]!r}",
-                    }
-                )
-            inf = np.isinf(values.to_numpy())
-            for row in np.flatnonzero(inf)[:MAX_REPORTED]:
-                details.append({"row": int(row), "column": name, "error": "infinite value"})
-            if name not in self._nullable:
-                for row in np.flatnonzero(~present)[:MAX_REPORTED]:
-                    details.append({"row": int(row), "column": name, "error": _NULL_ERROR})
+            raw = columns[name]
+            values, bad = to_numeric(raw)
+            missing = np.isnan(values) & ~bad
+            if bad.any():
+                details += [
+                    {"row": int(r), "column": name, "error": f"expected a number, got {raw[r]!r}"}
+                    for r in np.flatnonzero(bad)[:MAX_REPORTED]
+                ]
+            if np.isinf(values).any():
+                details += [
+                    {"row": int(r), "column": name, "error": "infinite value"}
+                    for r in np.flatnonzero(np.isinf(values))[:MAX_REPORTED]
+                ]
+            if name not in self._nullable and missing.any():
+                details += [
+                    {"row": int(r), "column": name, "error": _NULL_ERROR}
+                    for r in np.flatnonzero(missing)[:MAX_REPORTED]
+                ]
             out[name] = values
         for name in self._categorical:
-            raw = frame[name]
-            bad = raw.map(lambda v: isinstance(v, dict | list | tuple | set)).to_numpy(dtype=bool)
-            for row in np.flatnonzero(bad)[:MAX_REPORTED]:
-                details.append(
+            raw = columns[name]
+            text, bad = to_categorical(raw)
+            if bad.any():
+                details += [
                     {
-                        "row": int(row),
+                        "row": int(r),
                         "column": name,
-                        "error": f"expected a string or number, got {type(raw.iloc[row]).__name__}",
+                        "error": f"expected a string or number, got {type(raw[r]).__name__}",
                     }
-                )
-            text = as_categorical(raw.where(~bad, None))
+                    for r in np.flatnonzero(bad)[:MAX_REPORTED]
+                ]
             if name not in self._nullable:
-                for row in np.flatnonzero((text.isna() & ~bad).to_numpy())[:MAX_REPORTED]:
-                    details.append({"row": int(row), "column": name, "error": _NULL_ERROR})
+                missing = (text == MISSING_CATEGORY) & ~bad
+                if missing.any():
+                    details += [
+                        {"row": int(r), "column": name, "error": _NULL_ERROR}
+                        for r in np.flatnonzero(missing)[:MAX_REPORTED]
+                    ]
             out[name] = text
         if details:
-            details.sort(key=lambda d: (d.get("row", -1), self.column_names.index(d["column"])))
+            details.sort(key=lambda d: (d["row"], self._position[d["column"]]))
             raise InputError(summarize(details), details[:MAX_REPORTED])
-        return pd.DataFrame(out)[self.column_names]
+        return out
 
-    def predict(self, frame: pd.DataFrame) -> Prediction:
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(self, data: pd.DataFrame | Columns) -> Prediction:
         """Validate then score; labels and class probabilities for classifiers."""
-        features = self.validate(frame)
-        return self.predict_valid(features)
+        columns = data if isinstance(data, dict) else self.columns_from_frame(data)
+        return self.predict_valid(self.validate(columns))
 
-    def predict_valid(self, features: pd.DataFrame) -> Prediction:
-        """Score rows that ``validate`` already returned."""
+    def predict_valid(self, columns: Columns) -> Prediction:
+        """Score columns that ``validate`` returned."""
         if self.is_classifier:
-            proba = np.asarray(self.estimator.predict_proba(features), dtype=float)
-            classes = [str(c) for c in self.estimator.classes_]
+            proba = self.backend.probabilities(columns)
+            classes = self.info.classes
             labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].tolist()
             return Prediction(labels, proba, classes)
-        values = np.asarray(self.estimator.predict(features), dtype=float)
-        return Prediction([float(v) for v in values], None, [])
+        return Prediction(self.backend.values(columns).tolist(), None, [])
 
 
 _NULL_ERROR = "missing value not allowed (this column had none in training)"
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+def _size(row: Any) -> str:
+    return str(len(row)) if isinstance(row, list | tuple) else type(row).__name__
 
 
 def summarize(details: list[dict[str, Any]]) -> str:
+    """One line for the first problem, with a count of the rest."""
     first = details[0]
     where = []
     if "row" in first:

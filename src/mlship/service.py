@@ -53,6 +53,7 @@ class ServeOptions:
     port: int = 8888
     workers: int = 1
     threads: int = 1
+    runtime: str = "auto"
     max_rows: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
     health_route: str = "/health"
@@ -157,16 +158,23 @@ class _Instrument:
 class ModelHolder:
     """Loads the model once, in the background, so liveness answers while it loads."""
 
-    def __init__(self, model_dir: str) -> None:
+    def __init__(self, model_dir: str, runtime: str = "auto", threads: int = 1) -> None:
         self.model_dir = model_dir
+        self.runtime = runtime
+        self.threads = threads
         self.predictor: Predictor | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
 
     def load(self) -> None:
         try:
-            self.predictor = Predictor.load(self.model_dir)
-            log.info("model %s v%s loaded", self.predictor.info.name, self.predictor.info.version)
+            self.predictor = Predictor.load(
+                self.model_dir,
+                runtime=self.runtime,  # type: ignore[arg-type]
+                threads=self.threads,
+            )
+            info = self.predictor.info
+            log.info("model %s v%s loaded (%s)", info.name, info.version, self.predictor.runtime)
         except MlshipError as exc:
             self.error = str(exc)
             log.error("model failed to load: %s", exc)
@@ -185,7 +193,7 @@ class ModelHolder:
 
 def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAPI:
     """Build the app for ``options``; the model loads when the app starts."""
-    holder = ModelHolder(options.model_dir)
+    holder = ModelHolder(options.model_dir, options.runtime, options.threads)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -220,15 +228,16 @@ def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAP
         if len(body) > options.max_body_bytes:
             return _error(413, f"body of {len(body):,} bytes exceeds {options.max_body_bytes:,}")
         try:
-            frame = decode(body, request.headers.get("content-type"), predictor)
-            if len(frame) > options.max_rows:
-                return _error(413, f"{len(frame):,} rows exceed max_rows={options.max_rows:,}")
-            result = predictor.predict(frame)
+            columns = decode(body, request.headers.get("content-type"), predictor)
+            rows = len(next(iter(columns.values())))
+            if rows > options.max_rows:
+                return _error(413, f"{rows:,} rows exceed max_rows={options.max_rows:,}")
+            result = predictor.predict(columns)
         except PayloadError as exc:
             return _error(exc.status, exc.message, exc.details)
         except InputError as exc:
             return _error(422 if exc.details else 400, exc.message, exc.details)
-        metrics.rows.inc(len(frame))
+        metrics.rows.inc(rows)
         probabilities = result.probability_records()
         if vertex:
             if probabilities is None:
@@ -272,7 +281,7 @@ def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAP
             {
                 **asdict(info),
                 "signature": predictor.signature(),
-                "runtime": "sklearn",
+                "runtime": predictor.runtime,
                 "limits": {"max_rows": options.max_rows, "max_body_bytes": options.max_body_bytes},
             }
         )

@@ -7,6 +7,8 @@ import logging
 import os
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,6 +36,10 @@ def quiet_mlflow() -> None:
     concern its dataset preview, not the model signature (we declare features as float64).
     """
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    # MLflow's HTTP client retries 7 times with backoff by default: a dead server took 256 s
+    # to report. Two retries and a 30 s timeout fail in under a minute; users may override.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -76,6 +82,41 @@ class RegisteredModel:
     version: str
     run_id: str
     model_uri: str
+
+
+@contextmanager
+def active_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` for a block, then restore the previous state.
+
+    ``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI into the environment; left
+    there, a later job in the same process would silently inherit this run's store.
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets it
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
+def check_store(uri: str, experiment: str) -> None:
+    """Reach the tracking store before hours of fitting, not after: a named error if we can't."""
+    import mlflow
+
+    with active_store(uri):
+        try:
+            mlflow.set_experiment(experiment)
+        except Exception as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(
+                f"tracking.uri {uri!r}: cannot reach the tracking store: {reason}"
+            ) from None
 
 
 def client(uri: str) -> Any:
@@ -123,7 +164,7 @@ def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path
         "tracking_uri": uri,
         "metrics": metrics,
     }
-    with atomic_dir(dest) as tmp:
+    with atomic_dir(dest) as tmp, active_store(uri):
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp), tracking_uri=uri
         )
@@ -229,19 +270,14 @@ def log_training(
     input_example: Any,
     metadata: dict[str, Any],
     requirements: list[str],
+    extra_files: list[Path] | None = None,
 ) -> RegisteredModel:
     """One MLflow run: tags, params, metrics, plots, config, lineage, the model and its version."""
     import mlflow
     import mlflow.sklearn
 
-    mlflow.set_tracking_uri(uri)
-    try:
-        mlflow.set_experiment(settings.tracking.experiment)
-    except Exception as exc:
-        raise TrackingError(
-            f"tracking.uri {uri!r}: cannot reach the tracking store: {exc}"
-        ) from None
-    with mlflow.start_run(run_name=settings.tracking.run_name) as run:
+    check_store(uri, settings.tracking.experiment)
+    with active_store(uri), mlflow.start_run(run_name=settings.tracking.run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({k: _param_text(v) for k, v in params.items()})
         mlflow.log_metrics(metrics)
@@ -262,6 +298,7 @@ def log_training(
             serialization_format="pickle",
             pip_requirements=requirements,
             metadata=metadata,
+            extra_files=[str(p) for p in extra_files or []] or None,
             registered_model_name=settings.tracking.registered_model,
         )
         version = str(info.registered_model_version)

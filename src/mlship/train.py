@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from mlship import data as data_mod
-from mlship.config import Settings, flatten, settings_to_yaml
+from mlship.compile import compile_onnx
+from mlship.config import Settings, flatten, public_dump, settings_to_yaml
 from mlship.errors import DataError, ModelError
 from mlship.evaluate import cross_validate, holdout_metrics, plot_all
 from mlship.pipeline import build_pipeline
 from mlship.tracking import (
     RegisteredModel,
+    check_store,
     export_model,
     git_state,
     log_training,
@@ -72,6 +74,9 @@ def run(
     progress(f"validating {len(raw):,} rows x {raw.shape[1]} columns")
     dataset = data_mod.prepare(raw, settings)
     parts = data_mod.split(dataset, settings.split, settings.task)
+    uri = tracking_uri(settings.tracking.uri)
+    progress(f"checking the tracking store {uri}")
+    check_store(uri, settings.tracking.experiment)
 
     model = build_pipeline(
         dataset.numeric, dataset.categorical, settings.model, settings.task, settings.split.seed
@@ -86,7 +91,12 @@ def run(
         except ValueError as exc:
             raise ModelError(f"cross-validation failed: {str(exc).splitlines()[0]}") from None
     progress(f"fitting {settings.model.name} on {len(parts.x_train):,} rows")
-    _fit(model, parts.x_train, parts.y_train, settings.model.name)
+    if settings.model.engine == "dask":
+        from mlship.distributed import fit_on_dask
+
+        fit_on_dask(model, parts.x_train, parts.y_train, settings.model.dask)
+    else:
+        _fit(model, parts.x_train, parts.y_train, settings.model.name)
     progress(f"evaluating on {len(parts.x_test):,} holdout rows")
     metrics = (
         holdout_metrics(
@@ -100,14 +110,13 @@ def run(
         | metrics
     )
 
-    uri = tracking_uri(settings.tracking.uri)
     metadata = {
         "task": settings.task.value,
         "target": cfg.target,
         "numeric": dataset.numeric,
         "categorical": dataset.categorical,
         "classes": dataset.classes,
-        "nullable": [c for c in dataset.features.columns if dataset.features[c].isna().any()],
+        "nullable": dataset.nullable,
         "positive_class": dataset.positive_class,
         "algorithm": settings.model.name,
     }
@@ -120,7 +129,7 @@ def run(
         **git_state(),
         **settings.tracking.tags,
     }
-    params = flatten(settings.model_dump(mode="json")) | {
+    params = flatten(public_dump(settings)) | {
         "data.rows_train": len(parts.x_train),
         "data.rows_test": len(parts.x_test),
         "data.numeric_features": len(dataset.numeric),
@@ -132,7 +141,15 @@ def run(
     lineage = from_pandas(
         raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target
     )
-    with tempfile.TemporaryDirectory(prefix="mlship-plots-") as plot_dir:
+    with tempfile.TemporaryDirectory(prefix="mlship-") as work:
+        progress("compiling to ONNX and checking parity on the holdout")
+        parity = compile_onnx(
+            model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
+            Path(work) / "onnx",
+        )  # fmt: skip
+        progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
+        tags["onnx.parity"] = "passed" if parity.passed else "failed"
+        tags["onnx.reason"] = parity.reason[:5000]
         progress("drawing plots")
         plots = plot_all(
             model,
@@ -141,7 +158,7 @@ def run(
             settings.task,
             dataset.classes,
             dataset.positive_class,
-            Path(plot_dir),
+            Path(work) / "plots",
         )
         progress(f"logging run to {uri}")
         registered = log_training(
@@ -158,6 +175,7 @@ def run(
             input_example=parts.x_train.head(3),
             metadata=metadata,
             requirements=pinned_requirements(packages),
+            extra_files=sorted((Path(work) / "onnx").iterdir()),
         )
     progress(f"exporting version {registered.version} to {settings.output.model_dir}")
     export_model(uri, registered.name, registered.version, settings.output.model_dir)

@@ -62,7 +62,7 @@ def test_predict_round_trip_with_probabilities(trained_oj: Path, tmp_path: Path)
     scores = pd.read_csv(out)
     assert len(scores) == 1070
     assert list(scores.columns) == ["prediction", "proba_CH", "proba_MM"]
-    assert ((scores["proba_CH"] + scores["proba_MM"] - 1).abs() < 1e-9).all()
+    assert ((scores["proba_CH"] + scores["proba_MM"] - 1).abs() < 1e-6).all()  # ONNX: float32
     truth = pd.read_csv(ROOT / "data/oj.csv")["Purchase"]
     assert (scores["prediction"] == truth).mean() > 0.8
 

@@ -170,7 +170,7 @@ def test_health_ready_metadata_metrics(client: TestClient, rows: list[dict[str, 
     assert client.get("/ready").status_code == 200
     meta = client.get("/metadata").json()
     assert meta["classes"] == ["CH", "MM"] and meta["task"] == "classification"
-    assert meta["metrics"]["roc_auc"] >= 0.85 and meta["runtime"] == "sklearn"
+    assert meta["metrics"]["roc_auc"] >= 0.85 and meta["runtime"] == "onnx"
     assert {"name": "LoyalCH", "type": "number", "nullable": False} in meta["signature"]
     before = client.get("/metrics").text
     client.post("/score", json=rows)
