@@ -1,5 +1,5 @@
 # Two Cloud Run services: the MLflow tracking server and the scorer. Both require IAM
-# authentication (no allUsers invoker): callers send a Google ID token.
+# authentication (no public invoker binding): callers send a Google ID token.
 
 resource "google_cloud_run_v2_service" "mlflow" {
   name                = "${local.name}-mlflow"
