@@ -11,8 +11,9 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -123,48 +124,172 @@ def train(
     guarded(body)
 
 
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+class OnErrorChoice(StrEnum):
+    fail = "fail"
+    skip = "skip"
+
+
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Saved model dir.")],
-    input_path: Annotated[str, typer.Option("--input", "-i", help="CSV or Parquet to score.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet to write.")],
-    batch_rows: Annotated[int, typer.Option(help="Rows per batch (bounds memory).")] = 50_000,
+    model: Annotated[str, typer.Option("--model", "-m", help="Saved model dir.")],
+    input_uri: Annotated[
+        str,
+        typer.Option(
+            "--input", "-i", help="CSV or Parquet: a file, directory or glob; path or URI."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Parquet, or CSV by extension; replaced only on success."
+        ),
+    ],
+    batch_rows: Annotated[
+        int, typer.Option(min=1, help="Rows per batch (bounds memory).")
+    ] = 50_000,
     id_column: Annotated[
         str | None, typer.Option(help="Input column copied to the output to join on.")
     ] = None,
+    on_error: Annotated[
+        OnErrorChoice,
+        typer.Option(help="fail: stop at the first bad row; skip: score the rest, report it."),
+    ] = OnErrorChoice.fail,
+    rejected: Annotated[
+        str | None,
+        typer.Option(help="With --on-error skip: write the bad rows (and why) here too."),
+    ] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: stream on this machine; spark: a Spark job.")
+    ] = Engine.local,
+    master: Annotated[
+        str | None,
+        typer.Option(help="--engine spark: master URL, e.g. local[2] (default: spark-submit's)."),
+    ] = None,
 ) -> None:
-    """Score a file with a saved model: predictions plus class probabilities."""
+    """Score a file, directory or glob with a saved model: predictions plus class probabilities.
+
+    Output appears whole or not at all. The spark engine writes a directory of parts.
+    """
 
     def body() -> None:
+        if rejected and on_error is not OnErrorChoice.skip:
+            raise MlshipError("--rejected needs --on-error skip")
+        mode: Literal["fail", "skip"] = "skip" if on_error is OnErrorChoice.skip else "fail"
+        if engine is Engine.spark:
+            result = _predict_spark(
+                model, input_uri, output, batch_rows, id_column, mode, rejected, master
+            )
+        else:
+            result = _predict_local(model, input_uri, output, batch_rows, id_column, mode, rejected)
+        out.print(
+            f"scored {result.scored:,} rows -> {result.output}", highlight=False, soft_wrap=True
+        )
+        if result.rejected:
+            console.print(
+                f"[yellow]skipped {result.rejected:,} bad row(s)[/]"
+                + (f", written to {result.rejected_output}" if result.rejected_output else ""),
+                highlight=False,
+                soft_wrap=True,
+            )
+            from mlship.batch import describe
+
+            for problem in result.problems:
+                console.print(
+                    f"  {describe(problem)}", highlight=False, markup=False, soft_wrap=True
+                )
+
+    guarded(body)
+
+
+def _predict_local(
+    model: str,
+    input_uri: str,
+    output: str,
+    batch_rows: int,
+    id_column: str | None,
+    on_error: Literal["fail", "skip"],
+    rejected: str | None,
+) -> Any:
+    try:
+        from mlship import batch
+    except ImportError as exc:
+        raise MlshipError(
+            f"batch scoring needs the 'batch' extra (pip install 'mlship[batch]'): {exc}"
+        ) from None
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mlship.predictor import Predictor
+
+    predictor = Predictor.load(model, extra_columns="ignore")
+    columns = (
+        TextColumn("scoring"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows  {task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("scoring", total=None, rows=0, rate=0.0)
+
+        def tick(state: batch.Tick) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = state.rows / elapsed if elapsed > 0 else 0.0
+            bar.update(task, completed=state.done, total=state.total, rows=state.rows, rate=rate)
+
+        return batch.score(
+            predictor,
+            input_uri,
+            output,
+            batch_rows=batch_rows,
+            id_column=id_column,
+            on_error=on_error,
+            rejected_uri=rejected,
+            progress=tick,
+        )
+
+
+def _predict_spark(
+    model: str,
+    input_uri: str,
+    output: str,
+    batch_rows: int,
+    id_column: str | None,
+    on_error: Literal["fail", "skip"],
+    rejected: str | None,
+    master: str | None,
+) -> Any:
+    from mlship import spark
+
+    with console.status(f"starting Spark ({master or 'master from spark-submit'})") as status:
+        session = spark.session(master, batch_rows)
         try:
-            from mlship.batch import score_file
-        except ImportError as exc:
-            raise MlshipError(
-                f"batch scoring needs the 'batch' extra (pip install 'mlship[batch]'): {exc}"
-            ) from None
-        from mlship.predictor import Predictor
-
-        if batch_rows < 1:
-            raise MlshipError("--batch-rows must be at least 1")
-        predictor = Predictor.load(model, extra_columns="ignore")
-        with console.status("scoring") as status:
-            done = [0]
-
-            def tick(rows: int) -> None:
-                done[0] += rows
-                status.update(f"scored {done[0]:,} rows")
-
-            result = score_file(
-                predictor,
-                input_path,
+            status.update(f"scoring {input_uri} with Spark")
+            return spark.score(
+                session,
+                Path(model),
+                input_uri,
                 output,
                 batch_rows=batch_rows,
                 id_column=id_column,
-                progress=tick,
+                on_error=on_error,
+                rejected_uri=rejected,
             )
-        out.print(f"scored {result.rows:,} rows -> {result.output}")
-
-    guarded(body)
+        finally:
+            session.stop()
 
 
 @app.command()

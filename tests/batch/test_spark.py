@@ -1,0 +1,150 @@
+"""The Spark engine in local[2]: the same output as the local engine on the same input (rows,
+order, labels, probabilities within 1e-12), one model load per Python worker, and nothing at
+the output URI when the job fails. Input is split into many partitions on purpose."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlship import batch
+from mlship.errors import DataError, InputError
+from mlship.predictor import Predictor
+from tests.batch.conftest import assert_same_scores
+from tests.batch.test_streaming import with_bad_cells, write_csv
+from tests.conftest import ROOT
+
+pyspark = pytest.importorskip("pyspark")
+pytestmark = pytest.mark.slow
+
+from pyspark.sql import SparkSession  # noqa: E402
+
+from mlship import spark as spark_engine  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = spark_engine.session("local[2]", batch_rows=128)
+    # Small splits: several partitions per file, so order must be restored, not assumed.
+    session.conf.set("spark.sql.files.maxPartitionBytes", "16k")
+    session.conf.set("spark.sql.files.openCostInBytes", "0")
+    yield session
+    session.stop()
+
+
+def local_scores(predictor: Predictor, source: Path, tmp: Path, **options: object) -> pd.DataFrame:
+    out = tmp / f"local-{source.name}.parquet"
+    batch.score(predictor, str(source), str(out), id_column="order_id", **options)  # type: ignore[arg-type]
+    return pd.read_parquet(out)
+
+
+def test_parquet_files_of_unequal_size_match_the_local_engine(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, predictor: Predictor, model_dir: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, (start, stop) in enumerate([(0, 90), (90, 800), (800, 1070)]):
+        oj.iloc[start:stop].to_parquet(folder / f"part-{i}.parquet", row_group_size=64)
+    out = tmp_path / "spark-out"
+    result = spark_engine.score(
+        spark, model_dir, str(folder), str(out), batch_rows=128, id_column="order_id"
+    )
+    assert (result.rows, result.scored, result.rejected) == (1070, 1070, 0)
+    assert spark.read.parquet(str(folder)).rdd.getNumPartitions() > 3
+    assert_same_scores(pd.read_parquet(out), local_scores(predictor, folder, tmp_path))
+
+
+def test_csv_split_by_bytes_matches_the_local_engine(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, predictor: Predictor, model_dir: Path
+) -> None:
+    source = write_csv(oj, tmp_path / "oj.csv")
+    out = tmp_path / "spark-out.csv"
+    spark_engine.score(spark, model_dir, str(source), str(out), id_column="order_id")
+    assert spark.read.csv(str(source), header=True).rdd.getNumPartitions() > 1
+    parts = sorted(out.glob("part-*.csv"))
+    scored = pd.concat([pd.read_csv(part) for part in parts], ignore_index=True)
+    assert_same_scores(scored, local_scores(predictor, source, tmp_path))
+
+
+def test_predictor_is_loaded_once_per_python_worker(
+    spark: SparkSession, model_dir: Path, oj: pd.DataFrame
+) -> None:
+    name = spark_engine._ship_model(spark, model_dir)
+
+    def probe(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from pyspark import SparkFiles
+
+        from mlship import spark as engine
+
+        path = SparkFiles.get(name)
+        for frame in frames:
+            engine.cached_predictor(path).predict(frame)
+            yield pd.DataFrame({"pid": [os.getpid()], "loads": [engine.LOADS[path]]})
+
+    frames = spark.createDataFrame(oj.drop(columns=["order_id"])).repartition(12)
+    seen = frames.mapInPandas(probe, "pid long, loads long").toPandas()
+    assert len(seen) >= 12  # at least one batch per partition
+    assert seen["pid"].nunique() < len(seen)  # workers were reused across partitions
+    assert (seen["loads"] == 1).all()
+
+
+def test_bad_row_fails_naming_it_and_leaves_nothing(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, model_dir: Path
+) -> None:
+    source = write_csv(with_bad_cells(oj, {20: ("PriceCH", "1,99")}), tmp_path / "in.csv")
+    out = tmp_path / "out" / "scores"
+    with pytest.raises(InputError, match=r"in\.csv line 22, column 'PriceCH': expected a number"):
+        spark_engine.score(spark, model_dir, str(source), str(out), id_column="order_id")
+    assert not out.exists()
+    assert not list((tmp_path / "out").glob(".*")) if (tmp_path / "out").exists() else True
+
+
+def test_skip_matches_the_local_engine_and_writes_rejects(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, predictor: Predictor, model_dir: Path
+) -> None:
+    bad = {5: ("PriceMM", "abc"), 40: ("LoyalCH", "")}
+    source = tmp_path / "in.parquet"
+    with_bad_cells(oj, bad).astype(str).replace({"": None}).to_parquet(source)
+    out, rejected = tmp_path / "scores", tmp_path / "rejected"
+    result = spark_engine.score(
+        spark, model_dir, str(source), str(out), id_column="order_id", on_error="skip",
+        rejected_uri=str(rejected),
+    )  # fmt: skip
+    assert (result.scored, result.rejected) == (1068, 2)
+    assert [p["row"] for p in result.problems] == [5, 40]
+    want = local_scores(predictor, source, tmp_path, on_error="skip")
+    assert_same_scores(pd.read_parquet(out), want)
+    rows = pd.read_parquet(rejected)
+    assert rows["row"].tolist() == [5, 40]
+    assert rows["error"].tolist()[0] == "column 'PriceMM': expected a number, got 'abc'"
+
+
+def test_missing_column_is_a_named_error(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, model_dir: Path
+) -> None:
+    source = write_csv(oj.drop(columns=["LoyalCH"]), tmp_path / "in.csv")
+    with pytest.raises(DataError, match="required column\\(s\\) 'LoyalCH' missing"):
+        spark_engine.score(spark, model_dir, str(source), str(tmp_path / "o"))
+    with pytest.raises(DataError, match=r"spark: reading .*nowhere"):
+        spark_engine.score(spark, model_dir, str(tmp_path / "nowhere.csv"), str(tmp_path / "o"))
+
+
+def test_spark_submit_entry_point(tmp_path: Path, oj: pd.DataFrame, model_dir: Path) -> None:
+    """``python -m mlship.spark`` is what spark-submit runs: same options as mlship predict."""
+    source = write_csv(oj, tmp_path / "in.csv")
+    out = tmp_path / "scores.parquet"
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlship.spark", "--model", str(model_dir), "--input", str(source),
+         "--output", str(out), "--master", "local[2]", "--id-column", "order_id"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "scored 1,070 rows" in done.stdout
+    assert pd.read_parquet(out)["order_id"].tolist() == oj["order_id"].tolist()
