@@ -65,7 +65,7 @@ STACK_TRACKING ?= http://127.0.0.1:$(or $(MLFLOW_PORT),5000)
 SCORER_IMAGE ?= mlship-scorer:stack
 STACK_BASE := $(if $(filter 1,$(STACK_LOCAL)),mlship-base:bookworm,$(BASE_IMAGE))
 
-.PHONY: stack-up stack-serve stack-down stack-destroy stack-ps stack-logs stack-requirements
+.PHONY: stack-up stack-serve stack-down stack-destroy stack-ps stack-logs stack-requirements docs-diagrams
 
 stack-up: ## Start MLflow (PostgreSQL store, proxied artifacts) on :5000; train with --env dev
 	$(COMPOSE) $(STACK_FILES) up -d --build --wait postgres mlflow
@@ -92,3 +92,10 @@ stack-logs: ## Follow the stack's logs
 stack-requirements: ## Re-pin the MLflow server image (deploy/compose/mlflow/requirements.txt)
 	cd deploy/compose/mlflow && $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make stack-requirements" requirements.in -o requirements.txt
+
+docs-diagrams: ## Render docs/diagrams/*.mmd to docs/img/*.png (mermaid-cli + Debian chromium)
+	@command -v chromium >/dev/null || { echo "needs chromium (apt-get install chromium)"; exit 1; }
+	for f in docs/diagrams/*.mmd; do \
+		PUPPETEER_SKIP_DOWNLOAD=1 npx --yes @mermaid-js/mermaid-cli@11 -i $$f -o docs/img/$$(basename $$f .mmd).png \
+			-p docs/diagrams/puppeteer.json -c docs/diagrams/mermaid.json -b white -s 2 || exit 1; \
+	done
