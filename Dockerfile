@@ -28,7 +28,13 @@ COPY src /src/src
 RUN /opt/venv/bin/pip install --no-deps /src \
  && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/mlship \
- && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools
+ && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools \
+ && if [ "${RUNTIME}" = onnx ]; then \
+      # The Python API links its own copy of the runtime; the C-API library and the model
+      # conversion/quantization tooling are never loaded when serving (~43 MB).
+      ort=/opt/venv/lib/python3.11/site-packages/onnxruntime; \
+      rm -rf "$ort"/capi/libonnxruntime.so* "$ort"/transformers "$ort"/quantization "$ort"/tools "$ort"/datasets; \
+    fi
 COPY ${MODEL_PATH} /opt/model
 RUN test -f /opt/model/MLmodel || { echo "error: MODEL_PATH=${MODEL_PATH} is not a saved model dir (no MLmodel file)" >&2; exit 1; } \
  && /opt/venv/bin/python -c "from mlship.predictor import Predictor; p = Predictor.load('/opt/model', runtime='${RUNTIME}'); print('model ok:', p.info.name, 'v' + p.info.version, 'runtime', p.runtime)"

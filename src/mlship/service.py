@@ -341,7 +341,14 @@ def app_from_env() -> FastAPI:
 
 
 def _limit_threads(threads: int) -> None:
-    """Cap BLAS/OpenMP pools per worker (over-subscription collapses throughput under load)."""
-    from threadpoolctl import threadpool_limits
+    """Cap BLAS/OpenMP pools per worker (over-subscription collapses throughput under load).
 
+    ``mlship serve`` already set OMP_NUM_THREADS and friends before any math library loaded;
+    threadpoolctl (present wherever scikit-learn is) also caps pools opened some other way.
+    onnxruntime's own pool is sized by the session options.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
     threadpool_limits(limits=threads)

@@ -54,25 +54,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def build_image(model_dir: Path, runtime: str) -> str:
+    tag = f"mlship-e2e:{runtime}-{uuid.uuid4().hex[:8]}"
+    result = run_cli(
+        "image", "build", "--model", str(model_dir), "--tag", tag, "--runtime", runtime,
+        "--base-image", BASE_IMAGE, "--context", str(ROOT), "--file", str(ROOT / "Dockerfile"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"runtime {runtime}" in result.stdout
+    assert not list((ROOT / ".docker-context").glob("model-*")), "staged model left behind"
+    return tag
+
+
 @pytest.fixture(scope="module")
 def image(trained_oj: Path) -> Iterator[str]:
-    tag = f"mlship-e2e:{uuid.uuid4().hex[:8]}"
-    result = run_cli(
-        "image",
-        "build",
-        "--model",
-        str(trained_oj / "model"),
-        "--tag",
-        tag,
-        "--base-image",
-        BASE_IMAGE,
-        "--context",
-        str(ROOT),
-        "--file",
-        str(ROOT / "Dockerfile"),
-    )
-    assert result.exit_code == 0, result.output
-    assert not list((ROOT / ".docker-context").glob("model-*")), "staged model left behind"
+    """The scikit-learn runtime image (the Dockerfile's default)."""
+    tag = build_image(trained_oj / "model", "sklearn")
+    yield tag
+    docker("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture(scope="module")
+def onnx_image(trained_oj: Path) -> Iterator[str]:
+    """The ONNX runtime image: no scikit-learn, SciPy or pandas inside."""
+    tag = build_image(trained_oj / "model", "onnx")
     yield tag
     docker("rmi", "-f", tag, check=False)
 
@@ -204,3 +209,30 @@ def test_build_without_model_path_fails_clearly() -> None:
     )
     assert result.returncode != 0
     assert "build arg MODEL_PATH is required" in result.stdout + result.stderr
+
+
+def test_onnx_image_scores_like_the_sklearn_image(
+    image: str, onnx_image: str, records: list[dict[str, Any]]
+) -> None:
+    for module in ("sklearn", "scipy", "pandas"):
+        probe = docker(
+            "run", "--rm", "--entrypoint", "python", onnx_image, "-c", f"import {module}",
+            check=False,
+        )  # fmt: skip
+        assert probe.returncode != 0, f"{module} is installed in the ONNX image"
+    replies = {}
+    for tag in (image, onnx_image):
+        box = Container(tag, 8888)
+        try:
+            box.wait()
+            replies[tag] = httpx.post(box.url + "/score", json=records, timeout=10).json()
+            runtime = httpx.get(box.url + "/metadata", timeout=5).json()["runtime"]
+            assert runtime == ("onnx" if tag == onnx_image else "sklearn")
+        finally:
+            box.stop()
+    sk, onnx = replies[image], replies[onnx_image]
+    assert sk["predictions"] == onnx["predictions"]
+    for a, b in zip(sk["probabilities"], onnx["probabilities"], strict=True):
+        assert abs(a["MM"] - b["MM"]) <= 1e-5
+    sizes = {t: int(docker("image", "inspect", "--format", "{{.Size}}", t).stdout) for t in replies}
+    assert sizes[onnx_image] < sizes[image]
