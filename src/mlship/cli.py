@@ -349,6 +349,13 @@ def serve(
         int | None, typer.Option(help="Port (default 8888, or PORT / AIP_HTTP_PORT).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            envvar="MLSHIP_RUNTIME",
+            help="auto (ONNX when its parity check passed, else scikit-learn), onnx or sklearn.",
+        ),
+    ] = "auto",
     threads: Annotated[int, typer.Option(min=1, help="BLAS/OpenMP threads per worker.")] = 1,
     max_rows: Annotated[int, typer.Option(min=1, help="Most rows per request.")] = 10_000,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, MB.")] = 10.0,
@@ -361,6 +368,8 @@ def serve(
             raise MlshipError(f"unexpected argument {contract!r} (only 'serve' is known)")
         if not (model / "MLmodel").is_file():
             raise MlshipError(f"--model {model}: not a saved model dir (no MLmodel file)")
+        if runtime not in ("auto", "onnx", "sklearn"):
+            raise MlshipError(f"--runtime {runtime!r}: choose auto, onnx or sklearn")
         from dataclasses import replace
 
         from mlship.service import OPTIONS_ENV, ServeOptions, apply_platform, options_to_env
@@ -374,6 +383,7 @@ def serve(
             host=host,
             workers=workers,
             threads=threads,
+            runtime=runtime,
             max_rows=max_rows,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
             access_log=access_log,
@@ -424,6 +434,9 @@ def image_build(
     tracking_uri: Annotated[
         str | None, typer.Option(help="Registry for models:/ URIs (default: from config).")
     ] = None,
+    runtime: Annotated[
+        str, typer.Option(help="auto (onnx when the model passed parity), onnx or sklearn.")
+    ] = "auto",
     config: ConfigOpt = DEFAULT_CONFIG,
     env: EnvOpt = None,
     env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
@@ -446,9 +459,11 @@ def image_build(
             dockerfile=dockerfile,
             base_image=base_image,
             tracking_uri=resolve_uri(uri),
+            runtime=runtime,
         )
         out.print(
-            f"built {result.tag} ({result.name} v{result.version}, run {result.run_id})",
+            f"built {result.tag} ({result.name} v{result.version}, run {result.run_id}, "
+            f"runtime {result.runtime})",
             highlight=False,
         )
 
@@ -470,7 +485,9 @@ def config_show(
 
         settings = _settings(config, env, overrides, env_dir)
         if as_json:
-            out.print_json(settings.model_dump_json())
+            from mlship.config import public_dump
+
+            out.print_json(json.dumps(public_dump(settings)))
         else:
             sys.stdout.write(settings_to_yaml(settings))
 

@@ -45,9 +45,17 @@ def category_text(value: Any) -> str | None:
 
 def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Strings (object array) and a mask of cells that cannot be a category (lists, objects)."""
-    out = np.empty(len(values), dtype=object)
+    cells = values.tolist()
     bad = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values.tolist()):
+    kinds = set(map(type, cells))
+    if kinds <= {str}:  # the common cases, at C speed
+        return np.asarray(values, dtype=object), bad
+    if kinds <= {int}:
+        out = np.empty(len(cells), dtype=object)
+        out[:] = list(map(str, cells))
+        return out, bad
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(cells):
         text = category_text(value)
         if text is None:
             bad[i] = True

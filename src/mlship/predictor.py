@@ -230,6 +230,7 @@ class Predictor:
         self._categorical = [c.name for c in columns if c.kind == "categorical"]
         self._nullable = {c.name for c in columns if c.nullable}
         self._position = {name: i for i, name in enumerate(self.column_names)}
+        self._getter = _row_getter(self.column_names)
         self.is_classifier = info.task == "classification"
 
     @property
@@ -332,11 +333,7 @@ class Predictor:
                 break
         if details:
             raise InputError(summarize(details), details[:MAX_REPORTED])
-        count = len(records)
-        return {
-            name: np.fromiter((record[name] for record in records), dtype=object, count=count)
-            for name in self.column_names
-        }
+        return self._columns_of(list(map(self._getter, records)), len(records))
 
     def columns_from_arrays(self, rows: Sequence[Any]) -> Columns:
         """Rows given as arrays in signature order."""
@@ -351,11 +348,18 @@ class Predictor:
                 f"array rows must have {width} values ({', '.join(self.column_names)})",
                 problems[:MAX_REPORTED],
             )
-        count = len(rows)
-        return {
-            name: np.fromiter((row[i] for row in rows), dtype=object, count=count)
-            for i, name in enumerate(self.column_names)
-        }
+        return self._columns_of(rows, len(rows))
+
+    def _columns_of(self, rows: Sequence[Sequence[Any]], count: int) -> Columns:
+        """Equal-length rows in signature order -> one object array per column."""
+        matrix = np.empty((count, len(self.column_names)), dtype=object)
+        try:
+            matrix[:] = rows
+        except ValueError:  # a cell holding a list makes numpy see a deeper shape
+            for i, row in enumerate(rows):
+                for j, value in enumerate(row):
+                    matrix[i, j] = value
+        return {name: matrix[:, j] for j, name in enumerate(self.column_names)}
 
     def columns_from_named(self, names: Sequence[Any], values: Mapping[str, np.ndarray]) -> Columns:
         """Columns given by name (a table, a CSV, a dataframe_split): check the name set."""
@@ -393,8 +397,8 @@ class Predictor:
         if rows == 0:
             raise InputError("no rows to score")
         details: list[dict[str, Any]] = []
-        out: Columns = {}
-        for name in self._numeric:
+        out: Columns = self._numeric_fast(columns)
+        for name in self._numeric if not out else ():
             raw = columns[name]
             values, bad = to_numeric(raw)
             missing = np.isnan(values) & ~bad
@@ -439,6 +443,25 @@ class Predictor:
             raise InputError(summarize(details), details[:MAX_REPORTED])
         return out
 
+    def _numeric_fast(self, columns: Columns) -> Columns:
+        """All numeric columns converted in one vectorised step, or {} if any cell needs a look.
+
+        The common case (every cell a number, nothing missing where it may not be) costs one
+        conversion and two checks for the whole block; anything else takes the per-column
+        path, which finds and names each problem.
+        """
+        if not self._numeric:
+            return {}
+        try:
+            block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
+        except (TypeError, ValueError):
+            return {}
+        if not np.isfinite(block).all():
+            missing_ok = np.array([c in self._nullable for c in self._numeric])
+            if np.isinf(block).any() or (np.isnan(block) & ~missing_ok).any():
+                return {}
+        return {name: block[:, i] for i, name in enumerate(self._numeric)}
+
     # -- prediction ------------------------------------------------------------------------
 
     def predict(self, data: pd.DataFrame | Columns) -> Prediction:
@@ -457,6 +480,16 @@ class Predictor:
 
 
 _NULL_ERROR = "missing value not allowed (this column had none in training)"
+
+
+def _row_getter(names: list[str]) -> Any:
+    """A C-speed ``record -> tuple of values in signature order``."""
+    import operator
+
+    if len(names) == 1:
+        only = names[0]
+        return lambda record: (record[only],)
+    return operator.itemgetter(*names)
 
 
 def _size(row: Any) -> str:

@@ -11,41 +11,39 @@ import pytest
 
 from tests.conftest import ROOT
 
-SERVE = ROOT / "requirements" / "serve.txt"
+REQUIREMENTS = ROOT / "requirements"
+TRAINING_ONLY = {"mlflow", "mlflow-skinny", "matplotlib", "s3fs", "gcsfs", "pytest", "skl2onnx"}
 
 
 def pinned(text: str) -> set[str]:
     return {m.group(1).lower() for m in re.finditer(r"^([A-Za-z0-9_.-]+)==", text, re.M)}
 
 
-def test_serve_requirements_match_the_lock() -> None:
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [("serve-sklearn.txt", "sklearn"), ("serve-onnx.txt", "onnx"), ("train.txt", "train")],
+)
+def test_image_requirements_match_the_lock(path: str, extra: str) -> None:
     uv = shutil.which("uv")
     if uv is None:
         pytest.fail("uv is required (make setup installs it)")
     exported = subprocess.run(
-        [
-            uv,
-            "export",
-            "--frozen",
-            "--no-dev",
-            "--no-emit-project",
-            "--format",
-            "requirements-txt",
-            "--quiet",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert pinned(exported) == pinned(SERVE.read_text()), "run `make requirements`"
-    assert "--hash=sha256:" in SERVE.read_text()
+        [uv, "export", "--frozen", "--no-dev", "--extra", extra, "--no-emit-project",
+         "--format", "requirements-txt", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    text = (REQUIREMENTS / path).read_text()
+    assert pinned(exported) == pinned(text), "run `make requirements`"
+    assert "--hash=sha256:" in text
 
 
-def test_image_installs_no_training_only_library() -> None:
-    pins = pinned(SERVE.read_text())
-    assert {"scikit-learn", "fastapi", "uvicorn", "orjson"} <= pins
-    assert not pins & {"mlflow", "mlflow-skinny", "matplotlib", "s3fs", "gcsfs", "pytest", "skops"}
+def test_serving_images_install_no_training_only_library() -> None:
+    sklearn = pinned((REQUIREMENTS / "serve-sklearn.txt").read_text())
+    onnx = pinned((REQUIREMENTS / "serve-onnx.txt").read_text())
+    assert {"scikit-learn", "fastapi", "uvicorn", "orjson"} <= sklearn
+    assert {"onnxruntime", "fastapi", "uvicorn", "orjson"} <= onnx
+    assert not (sklearn | onnx) & TRAINING_ONLY
+    assert not onnx & {"scikit-learn", "scipy", "pandas", "lightgbm"}
 
 
 def test_importing_mlship_loads_nothing_heavy() -> None:
