@@ -236,3 +236,25 @@ def test_onnx_image_scores_like_the_sklearn_image(
         assert abs(a["MM"] - b["MM"]) <= 1e-5
     sizes = {t: int(docker("image", "inspect", "--format", "{{.Size}}", t).stdout) for t in replies}
     assert sizes[onnx_image] < sizes[image]
+
+
+def test_training_image_trains_the_default_model() -> None:
+    tag = f"mlship-e2e-train:{uuid.uuid4().hex[:8]}"
+    build = subprocess.run(
+        ["docker", "build", "-f", str(ROOT / "Dockerfile.train"), "--build-arg",
+         f"BASE_IMAGE={BASE_IMAGE}", "-t", tag, str(ROOT)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    try:
+        run = docker("run", "--rm", tag, "output.model_dir=/tmp/model", "split.cv_folds=2",
+                     check=False)  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "roc_auc" in run.stdout and "oj-purchase v1 (@candidate)" in run.stdout
+        bad = docker("run", "--rm", tag, "model.name=nope", check=False)
+        assert bad.returncode == 1 and "model.name 'nope'" in bad.stdout + bad.stderr
+        probe = docker("run", "--rm", "--entrypoint", "python", tag, "-c", "import pytest",
+                       check=False)  # fmt: skip
+        assert probe.returncode != 0, "dev tools leaked into the training image"
+    finally:
+        docker("rmi", "-f", tag, check=False)
