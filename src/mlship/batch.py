@@ -32,23 +32,13 @@ import pyarrow as pa
 
 from mlship.data import infer_format
 from mlship.errors import DataError, InputError
+from mlship.frame import NA_TEXT, text_cells
 from mlship.predictor import Predictor
 
 OnError = Literal["fail", "skip"]
 REPORTED = 5  # bad rows kept for the end-of-job report
 SEARCH_WINDOW = 1024  # rows re-checked at a time when a batch holds bad rows
 # The strings pandas.read_csv reads as missing, so text scored here matches training.
-# fmt: off
-NA_TEXT = frozenset((
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-))
-# fmt: on
-_BOOL_TEXT = {"True": "True", "TRUE": "True", "true": "True"} | {
-    "False": "False",
-    "FALSE": "False",
-    "false": "False",
-}
 REJECTED_SCHEMA = pa.schema(
     [
         ("file", pa.string()),
@@ -75,36 +65,22 @@ def from_text(frame: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     for column in predictor.columns:
         if column.name not in frame.columns or _is_typed(frame[column.name]):
             continue
-        text = frame[column.name].astype(object)
-        text = text.where(text.notna() & ~text.isin(NA_TEXT), None)
-        numbers = pd.to_numeric(text, errors="coerce")
-        if column.kind == "numeric":
-            if numbers.notna().sum() == text.notna().sum():
-                out[column.name] = numbers.astype("float64")
-            else:
-                out[column.name] = text
-        else:
-            out[column.name] = _category_text(text, numbers)
+        values = frame[column.name].astype(object)
+        cells = values.where(values.notna(), None).to_numpy()
+        typed = pd.Series(
+            text_cells(cells, column.kind), index=frame.index, dtype=object, name=column.name
+        )
+        if column.kind == "numeric":  # all parse: hand the predictor floats (its fast path)
+            numbers = pd.to_numeric(typed, errors="coerce")
+            if numbers.notna().sum() == typed.notna().sum():
+                typed = numbers.astype("float64")
+        out[column.name] = typed
     return out
 
 
 def _is_typed(series: pd.Series) -> bool:
     """Numbers and booleans came typed (Parquet); anything else is text to convert."""
     return series.dtype.kind in "fiub"
-
-
-def _category_text(text: pd.Series, numbers: pd.Series) -> pd.Series:
-    values = text.to_numpy(dtype=object).copy()
-    parsed = numbers.to_numpy(dtype="float64", na_value=np.nan)
-    is_number = ~np.isnan(parsed)
-    integral = is_number & np.isfinite(parsed) & (np.abs(parsed) < 2**53)
-    integral &= parsed == np.floor(np.where(integral, parsed, 0.0))
-    values[integral] = parsed[integral].astype(np.int64).astype(str).astype(object)
-    for i in np.flatnonzero(is_number & ~integral):
-        values[i] = str(float(parsed[i]))
-    for i in np.flatnonzero(~is_number):
-        values[i] = _BOOL_TEXT.get(values[i], values[i]) if isinstance(values[i], str) else None
-    return pd.Series(values, index=text.index, dtype=object, name=text.name)
 
 
 def output_schema(predictor: Predictor, id_field: pa.Field | None = None) -> pa.Schema:
@@ -167,11 +143,23 @@ def score_frame(
         if not skip or not exc.details or any("row" not in d for d in exc.details):
             raise
     bad = find_bad_rows(predictor, features)
-    good = np.setdiff1d(np.arange(len(features)), np.fromiter(bad, dtype=np.int64))
-    if len(good) == 0:
-        return Scored(pd.DataFrame(), good, bad)
-    kept_ids = ids.iloc[good] if ids is not None else None
-    return Scored(_predict(predictor, features.iloc[good], kept_ids, id_column), good, bad)
+    while True:  # each pass drops at least one row, so this ends
+        good = np.setdiff1d(np.arange(len(features)), np.fromiter(bad, dtype=np.int64))
+        if len(good) == 0:
+            return Scored(pd.DataFrame(), good, bad)
+        kept_ids = ids.iloc[good] if ids is not None else None
+        try:
+            output = _predict(predictor, features.iloc[good], kept_ids, id_column)
+        except InputError as exc:
+            # Only if the predictor's report order ever stops being by row: take what it
+            # names now rather than trusting find_bad_rows' reading of it.
+            if not exc.details or any("row" not in d for d in exc.details):
+                raise
+            for detail in exc.details:
+                row = int(good[int(detail["row"])])
+                bad.setdefault(row, {**detail, "row": row})
+            continue
+        return Scored(output, good, bad)
 
 
 def find_bad_rows(predictor: Predictor, features: pd.DataFrame) -> dict[int, dict[str, Any]]:

@@ -40,3 +40,8 @@ class InputError(MlshipError):
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+    @property
+    def status(self) -> int:
+        """HTTP status: 422 when rows or columns are named, 400 for a request-level problem."""
+        return 422 if self.details else 400

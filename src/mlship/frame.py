@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 
 MISSING_CATEGORY = ""
 _UNREPRESENTABLE = (dict, list, tuple, set)
+# What pandas.read_csv reads as missing by default: CSV text means what it meant in training.
+# fmt: off
+NA_TEXT = frozenset((
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+))
+# fmt: on
+BOOL_TEXT = {"True": "True", "TRUE": "True", "true": "True"} | {
+    "False": "False",
+    "FALSE": "False",
+    "false": "False",
+}
 
 
 def category_text(value: Any) -> str | None:
@@ -74,13 +86,13 @@ def _number(value: Any) -> float | None:
             return math.nan
         try:
             return float(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     if isinstance(value, _UNREPRESENTABLE):
         return None
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -94,7 +106,7 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
     try:
         return np.asarray(values, dtype=np.float64), np.zeros(len(values), dtype=bool)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     out = np.empty(len(values), dtype=np.float64)
     bad = np.zeros(len(values), dtype=bool)
@@ -105,6 +117,30 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             number = math.nan
         out[i] = number
     return out, bad
+
+
+def text_cells(values: np.ndarray, kind: str) -> np.ndarray:
+    """CSV text cells typed as ``pandas.read_csv`` typed the training data, cell by cell.
+
+    Missing markers become None. Numeric cells stay text for ``to_numeric`` (which reports the
+    ones that are not numbers). Categorical cells that are numbers take training's spelling
+    (``"7.0"`` -> ``"7"``) and booleans pandas' (``"true"`` -> ``"True"``). The HTTP service's
+    CSV bodies and batch CSV files both come through here.
+    """
+    out = np.empty(len(values), dtype=object)
+    for i, cell in enumerate(values.tolist()):
+        if cell is None or (isinstance(cell, str) and cell in NA_TEXT):
+            out[i] = None
+        elif kind == "numeric" or not isinstance(cell, str):
+            out[i] = cell
+        else:
+            try:
+                number = float(cell)
+            except ValueError:
+                out[i] = BOOL_TEXT.get(cell, cell)
+                continue
+            out[i] = category_text(number) if math.isfinite(number) else cell
+    return out
 
 
 def column_values(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import orjson
 
 from mlship.errors import InputError
+from mlship.frame import text_cells
 from mlship.predictor import Columns, Predictor
 
 JSON_KEYS = ("instances", "dataframe_split", "dataframe_records")
@@ -33,7 +34,11 @@ class PayloadError(InputError):
         self, message: str, status: int = 400, details: list[dict[str, Any]] | None = None
     ):
         super().__init__(message, details)
-        self.status = status
+        self._status = status
+
+    @property
+    def status(self) -> int:
+        return self._status
 
 
 def media_type(content_type: str | None) -> str:
@@ -92,6 +97,7 @@ def _split(split: Any, predictor: Predictor) -> Columns:
     if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
         raise PayloadError("dataframe_split needs 'columns' (array) and 'data' (array of arrays)")
     columns, rows = split["columns"], split.get("data")
+    _check_names(columns, "dataframe_split.columns")
     if not isinstance(rows, list):
         raise PayloadError("dataframe_split.data must be an array of arrays")
     if not rows:
@@ -113,13 +119,15 @@ def _split(split: Any, predictor: Predictor) -> Columns:
 def _csv(body: bytes, predictor: Predictor) -> Columns:
     """CSV with a header row; cells stay text and the predictor coerces them."""
     try:
-        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")))
+        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")), strict=True)
         header = next(reader, None)
         rows = [row for row in reader if row]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise PayloadError(f"malformed CSV: {exc}") from None
     if not header:
         raise PayloadError("empty CSV body; send a header row and at least one data row")
+    header = [name.strip() for name in header]
+    _check_names(header, "CSV header")
     if not rows:
         raise InputError("no rows to score")
     bad = [i for i, row in enumerate(rows) if len(row) != len(header)]
@@ -129,8 +137,24 @@ def _csv(body: bytes, predictor: Predictor) -> Columns:
             details=[{"row": i, "error": f"expected {len(header)} fields"} for i in bad[:20]],
         )
     count = len(rows)
+    kinds = {c.name: c.kind for c in predictor.columns}
     values = {
-        name: np.fromiter((row[j] for row in rows), dtype=object, count=count)
+        name: text_cells(
+            np.fromiter((row[j] for row in rows), dtype=object, count=count),
+            kinds.get(name, "categorical"),
+        )
         for j, name in enumerate(header)
     }
     return predictor.columns_from_named(header, values)
+
+
+def _check_names(names: list[Any], where: str) -> None:
+    """Column names must be distinct strings: a repeated name would silently drop a column."""
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise PayloadError(f"{where}: column names must be strings, got {odd[0]!r}")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PayloadError(f"{where}: duplicate column {name!r}")
+        seen.add(name)

@@ -16,6 +16,7 @@ time (see ``mlship.compile``), used when its parity report passed.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 Columns = dict[str, np.ndarray]
 Runtime = Literal["auto", "onnx", "sklearn"]
 MAX_REPORTED = 20
+# Both runtimes must see the same numbers; ONNX computes in float32, where larger values
+# overflow to inf and poison the probabilities, so validation rejects them for everyone.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 ONNX_FILE = "extra_files/model.onnx"
 PARITY_FILE = "extra_files/onnx_parity.json"
@@ -363,7 +367,14 @@ class Predictor:
 
     def columns_from_named(self, names: Sequence[Any], values: Mapping[str, np.ndarray]) -> Columns:
         """Columns given by name (a table, a CSV, a dataframe_split): check the name set."""
-        present = {str(n) for n in names}
+        counts = Counter(str(n) for n in names)
+        duplicated = [name for name, count in counts.items() if count > 1]
+        if duplicated:
+            raise InputError(
+                f"column {duplicated[0]!r}: given more than once",
+                [{"column": duplicated[0], "error": "duplicate column"}],
+            )
+        present = set(counts)
         details = [
             {"column": c, "error": "required column is missing"}
             for c in self.column_names
@@ -373,7 +384,7 @@ class Predictor:
             details += [
                 {"column": str(c), "error": "unknown column"}
                 for c in names
-                if c not in self._expected
+                if str(c) not in self._expected
             ]
         if details:
             raise InputError(summarize(details), details[:MAX_REPORTED])
@@ -407,10 +418,11 @@ class Predictor:
                     {"row": int(r), "column": name, "error": f"expected a number, got {raw[r]!r}"}
                     for r in np.flatnonzero(bad)[:MAX_REPORTED]
                 ]
-            if np.isinf(values).any():
+            huge = np.abs(values) > FLOAT32_MAX  # also catches inf
+            if huge.any():
                 details += [
-                    {"row": int(r), "column": name, "error": "infinite value"}
-                    for r in np.flatnonzero(np.isinf(values))[:MAX_REPORTED]
+                    {"row": int(r), "column": name, "error": "value out of range (|x| > 3.4e38)"}
+                    for r in np.flatnonzero(huge)[:MAX_REPORTED]
                 ]
             if name not in self._nullable and missing.any():
                 details += [
@@ -454,7 +466,9 @@ class Predictor:
             return {}
         try:
             block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            return {}
+        if (np.abs(block) > FLOAT32_MAX).any():
             return {}
         if not np.isfinite(block).all():
             missing_ok = np.array([c in self._nullable for c in self._numeric])

@@ -34,6 +34,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlship.errors import InputError, MlshipError
@@ -42,6 +43,21 @@ from mlship.predictor import Predictor
 
 log = logging.getLogger("mlship.service")
 OPTIONS_ENV = "MLSHIP_SERVE_OPTIONS"
+# Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
+# thread hop would cost more); larger ones in the thread pool so probes are never starved.
+INLINE_BYTES = 64 * 1024
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` (chunked bodies have no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -224,19 +240,17 @@ def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAP
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > options.max_body_bytes:
             return _error(413, f"body of {int(length):,} bytes exceeds {options.max_body_bytes:,}")
-        body = await request.body()
-        if len(body) > options.max_body_bytes:
-            return _error(413, f"body of {len(body):,} bytes exceeds {options.max_body_bytes:,}")
+        body = await _read_limited(request, options.max_body_bytes)
+        if body is None:
+            return _error(413, f"body exceeds {options.max_body_bytes:,} bytes")
+        content_type = request.headers.get("content-type")
         try:
-            columns = decode(body, request.headers.get("content-type"), predictor)
-            rows = len(next(iter(columns.values())))
-            if rows > options.max_rows:
-                return _error(413, f"{rows:,} rows exceed max_rows={options.max_rows:,}")
-            result = predictor.predict(columns)
-        except PayloadError as exc:
+            if len(body) <= INLINE_BYTES:
+                result, rows = score_rows(predictor, body, content_type)
+            else:  # big bodies take milliseconds: keep the event loop free for probes
+                result, rows = await run_in_threadpool(score_rows, predictor, body, content_type)
+        except InputError as exc:  # PayloadError included: each knows its status
             return _error(exc.status, exc.message, exc.details)
-        except InputError as exc:
-            return _error(422 if exc.details else 400, exc.message, exc.details)
         metrics.rows.inc(rows)
         probabilities = result.probability_records()
         if vertex:
@@ -256,6 +270,13 @@ def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAP
         info = predictor.info
         reply["model"] = {"name": info.name, "version": info.version, "run_id": info.run_id}
         return _json(reply)
+
+    def score_rows(predictor: Predictor, body: bytes, content_type: str | None) -> Any:
+        columns = decode(body, content_type, predictor)
+        rows = len(next(iter(columns.values())))
+        if rows > options.max_rows:
+            raise PayloadError(f"{rows:,} rows exceed max_rows={options.max_rows:,}", 413)
+        return predictor.predict(columns), rows
 
     async def score(request: Request) -> Response:
         return await score_body(request, vertex=False)
@@ -289,25 +310,28 @@ def create_app(options: ServeOptions, *, background_load: bool = True) -> FastAP
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Platform routes first: the first match wins, so AIP_PREDICT_ROUTE=/score answers in
+    # Vertex's shape and AIP_HEALTH_ROUTE=/health reports readiness, as Vertex expects.
+    known: set[str] = set()
+    if options.vertex_predict_route:
+        app.add_api_route(
+            options.vertex_predict_route, vertex_predict, methods=["POST"], summary="Vertex AI."
+        )
+        known.add(options.vertex_predict_route)
+    if options.health_route != "/health" or options.vertex_predict_route:
+        app.add_api_route(options.health_route, ready, methods=["GET"], include_in_schema=False)
+        known.add(options.health_route)
+    if options.sagemaker:
+        app.add_api_route("/ping", ready, methods=["GET"], summary="SageMaker health.")
+        app.add_api_route("/invocations", score, methods=["POST"], summary="SageMaker scoring.")
+        known |= {"/ping", "/invocations"}
     score_doc = "Score rows: records, arrays, instances, dataframe_split/records, or CSV."
     app.add_api_route("/score", score, methods=["POST"], summary=score_doc)
     app.add_api_route("/health", health, methods=["GET"], summary="Liveness.")
     app.add_api_route("/ready", ready, methods=["GET"], summary="Readiness: 503 until loaded.")
     app.add_api_route("/metadata", metadata, methods=["GET"], summary="Model and signature.")
     app.add_api_route("/metrics", prometheus, methods=["GET"], summary="Prometheus metrics.")
-    known = {"/score", "/health", "/ready", "/metadata", "/metrics"}
-    if options.health_route not in known:
-        app.add_api_route(options.health_route, ready, methods=["GET"], include_in_schema=False)
-        known.add(options.health_route)
-    if options.vertex_predict_route:
-        app.add_api_route(
-            options.vertex_predict_route, vertex_predict, methods=["POST"], summary="Vertex AI."
-        )
-        known.add(options.vertex_predict_route)
-    if options.sagemaker:
-        app.add_api_route("/ping", ready, methods=["GET"], summary="SageMaker health.")
-        app.add_api_route("/invocations", score, methods=["POST"], summary="SageMaker scoring.")
-        known |= {"/ping", "/invocations"}
+    known |= {"/score", "/health", "/ready", "/metadata", "/metrics"}
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -8,6 +8,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlship.errors import MlshipError
+
+
+class StorageError(MlshipError):
+    """An output location cannot be written, or writing it would destroy something else."""
+
+
+MARKERS = ("MLmodel", "mlship.json")
+
+
+def check_replaceable(dest: Path) -> None:
+    """Refuse to replace anything but an empty dir or a model dir we wrote before.
+
+    ``output.model_dir=.`` or a typo pointing at a data folder must not wipe it.
+    """
+    if not dest.exists():
+        ancestor = dest.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise StorageError(f"cannot create {dest}: {ancestor} is a file")
+        return
+    if not dest.is_dir():
+        raise StorageError(f"{dest} exists and is not a directory")
+    if any(dest.iterdir()) and not any((dest / marker).exists() for marker in MARKERS):
+        raise StorageError(
+            f"{dest} is a non-empty directory that is not a saved model; "
+            "choose another output.model_dir or empty it"
+        )
+
 
 @contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
@@ -17,7 +47,11 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
     existing ``dest`` is moved aside first and deleted only after the new one is in place.
     """
     dest = dest.resolve()
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_replaceable(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:

@@ -93,16 +93,25 @@ def active_store(uri: str) -> Iterator[None]:
     """
     import mlflow
 
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets it
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
+        from mlflow.tracking import fluent
+
+        fluent._active_experiment_id = None  # set_experiment's choice belongs to this store
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def set_alias(uri: str, name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``; done last, once the model dir is safely exported."""
+    client(uri).set_registered_model_alias(name, alias, version)
 
 
 def check_store(uri: str, experiment: str) -> None:
@@ -160,7 +169,6 @@ def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path
         "name": name,
         "version": str(mv.version),
         "run_id": mv.run_id,
-        "aliases": list(getattr(mv, "aliases", []) or []),
         "tracking_uri": uri,
         "metrics": metrics,
     }
@@ -302,9 +310,6 @@ def log_training(
             registered_model_name=settings.tracking.registered_model,
         )
         version = str(info.registered_model_version)
-        client(uri).set_registered_model_alias(
-            settings.tracking.registered_model, settings.tracking.alias, version
-        )
         mlflow.set_tag("registered_model.version", version)
     return RegisteredModel(
         name=settings.tracking.registered_model,

@@ -18,6 +18,7 @@ from mlship.config import Settings, flatten, public_dump, settings_to_yaml
 from mlship.errors import DataError, ModelError
 from mlship.evaluate import cross_validate, holdout_metrics, plot_all
 from mlship.pipeline import build_pipeline
+from mlship.storage import check_replaceable
 from mlship.tracking import (
     RegisteredModel,
     check_store,
@@ -25,6 +26,7 @@ from mlship.tracking import (
     git_state,
     log_training,
     pinned_requirements,
+    set_alias,
     tracking_uri,
 )
 
@@ -74,6 +76,7 @@ def run(
     progress(f"validating {len(raw):,} rows x {raw.shape[1]} columns")
     dataset = data_mod.prepare(raw, settings)
     parts = data_mod.split(dataset, settings.split, settings.task)
+    check_replaceable(settings.output.model_dir.resolve())  # before hours of fitting
     uri = tracking_uri(settings.tracking.uri)
     progress(f"checking the tracking store {uri}")
     check_store(uri, settings.tracking.experiment)
@@ -179,6 +182,7 @@ def run(
         )
     progress(f"exporting version {registered.version} to {settings.output.model_dir}")
     export_model(uri, registered.name, registered.version, settings.output.model_dir)
+    set_alias(uri, registered.name, settings.tracking.alias, registered.version)
     return TrainResult(
         metrics=metrics,
         registered=registered,

@@ -174,3 +174,24 @@ def test_single_class_data_fails_cleanly(workdir: Path) -> None:
     assert result.exit_code == 1
     assert "classification needs at least two classes" in result.stderr
     assert not (workdir / "model").exists()
+
+
+def test_model_dir_never_replaces_a_folder_that_is_not_a_model(workdir: Path) -> None:
+    keep = workdir / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    result = run_cli(*train_args(workdir, f"output.model_dir={keep}"))
+    assert result.exit_code == 1
+    assert "non-empty directory that is not a saved model" in result.stderr
+    assert (keep / "notes.txt").read_text() == "precious"
+
+
+def test_alias_moves_only_after_the_model_dir_is_written(workdir: Path) -> None:
+    first = run_cli(*train_args(workdir))
+    assert first.exit_code == 0, first.output
+    blocker = workdir / "afile"
+    blocker.write_text("")
+    failed = run_cli(*train_args(workdir, f"output.model_dir={blocker / 'model'}"))
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    alias = client(workdir).get_model_version_by_alias("oj-purchase", "candidate")
+    assert str(alias.version) == "1"  # still the exported one

@@ -229,3 +229,63 @@ def test_sagemaker_and_port_contracts(trained_oj: Path, rows: list[dict[str, Any
             "/invocations", content=json.dumps(rows), headers={"Content-Type": "application/json"}
         )
         assert reply.status_code == 200 and len(reply.json()["predictions"]) == 5
+
+
+def test_review_findings_are_4xx_not_500_or_silent(
+    client: TestClient, rows: list[dict[str, Any]]
+) -> None:
+    names = [c["name"] for c in client.get("/metadata").json()["signature"]]
+    values = [[rows[0][n] for n in names]]
+    odd = client.post(
+        "/score", json={"dataframe_split": {"columns": [[1], *names[1:]], "data": values}}
+    )
+    assert odd.status_code == 400 and "must be strings" in odd.json()["error"]
+    twice = {"dataframe_split": {"columns": [*names, "PriceCH"], "data": [[*values[0], 9.9]]}}
+    reply = client.post("/score", json=twice)
+    assert reply.status_code == 400 and "duplicate column 'PriceCH'" in reply.json()["error"]
+    huge = client.post("/score", json=[{**rows[0], "PriceCH": 1e39}])
+    assert huge.status_code == 422 and "out of range" in huge.json()["details"][0]["error"]
+    csv_text = pd.DataFrame(rows[:1]).to_csv(index=False)
+    header, line = csv_text.strip().split("\n")
+    bad = client.post(
+        "/score",
+        content=header + "\n" + line[:-2] + ',"Yes\n',
+        headers={"Content-Type": "text/csv"},
+    )
+    assert bad.status_code == 400, bad.text
+
+
+def test_csv_body_is_typed_like_training_csv(
+    client: TestClient, rows: list[dict[str, Any]]
+) -> None:
+    frame = pd.DataFrame(rows[:1])
+    as_float = frame.assign(StoreID=[f"{float(frame['StoreID'][0])}"]).to_csv(index=False)
+    plain = frame.to_csv(index=False)
+    a = client.post("/score", content=as_float, headers={"Content-Type": "text/csv"}).json()
+    b = client.post("/score", content=plain, headers={"Content-Type": "text/csv"}).json()
+    assert a["probabilities"] == b["probabilities"]
+    na = frame.assign(PriceCH=["NA"]).to_csv(index=False)
+    reply = client.post("/score", content=na, headers={"Content-Type": "text/csv"})
+    assert reply.status_code == 422
+    assert reply.json()["details"][0]["error"].startswith("missing value not allowed")
+
+
+def test_vertex_routes_win_over_defaults(trained_oj: Path, rows: list[dict[str, Any]]) -> None:
+    env = {"AIP_HTTP_PORT": "8080", "AIP_PREDICT_ROUTE": "/score", "AIP_HEALTH_ROUTE": "/health"}
+    options = apply_platform(ServeOptions(model_dir=str(trained_oj / "model")), env, False)
+    with TestClient(create_app(options, background_load=False)) as vertex:
+        reply = vertex.post("/score", json={"instances": rows[:1]})
+        assert set(reply.json()["predictions"][0]) == {"label", "probabilities"}
+        assert vertex.get("/health").json() == {"status": "ready"}
+
+
+def test_large_body_scored_off_the_event_loop(
+    client: TestClient, rows: list[dict[str, Any]]
+) -> None:
+    many = (rows * 20)[:100]
+    reply = client.post(
+        "/score",
+        content=json.dumps(many).encode() + b" " * 70_000,
+        headers={"Content-Type": "application/json"},
+    )
+    check_scores(reply, 100)
