@@ -65,17 +65,29 @@ def from_text(frame: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
     for column in predictor.columns:
         if column.name not in frame.columns or _is_typed(frame[column.name]):
             continue
-        values = frame[column.name].astype(object)
-        cells = values.where(values.notna(), None).to_numpy()
-        typed = pd.Series(
-            text_cells(cells, column.kind), index=frame.index, dtype=object, name=column.name
-        )
-        if column.kind == "numeric":  # all parse: hand the predictor floats (its fast path)
-            numbers = pd.to_numeric(typed, errors="coerce")
-            if numbers.notna().sum() == typed.notna().sum():
-                typed = numbers.astype("float64")
-        out[column.name] = typed
+        values = frame[column.name]
+        if column.kind == "numeric":
+            # Common case first, at C speed: every present cell is a number. (No missing
+            # marker parses to one, so text_cells would hand the predictor the same floats.)
+            numbers = pd.to_numeric(values, errors="coerce")
+            if numbers.notna().sum() == values.notna().sum():
+                out[column.name] = numbers.astype("float64")
+                continue
+        out[column.name] = _typed_text(values, column.kind)
     return out
+
+
+def _typed_text(values: pd.Series, kind: str) -> pd.Series:
+    """``text_cells`` once per distinct value: columns repeat values, so this stays cheap
+    (measured: a per-cell pass cost 6.6 s of 7.8 s for 300,000 CSV rows)."""
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    typed = np.append(text_cells(np.asarray(uniques, dtype=object), kind), [None])  # code -1
+    cells = pd.Series(typed[codes], index=values.index, dtype=object, name=values.name)
+    if kind == "numeric":  # all parse once markers are gone: the predictor's fast path
+        numbers = pd.to_numeric(cells, errors="coerce")
+        if numbers.notna().sum() == cells.notna().sum():
+            return numbers.astype("float64")
+    return cells
 
 
 def _is_typed(series: pd.Series) -> bool:
