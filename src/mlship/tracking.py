@@ -285,7 +285,7 @@ def log_training(
     import mlflow.sklearn
 
     check_store(uri, settings.tracking.experiment)
-    with active_store(uri), mlflow.start_run(run_name=settings.tracking.run_name) as run:
+    with active_store(uri), _experiment_run(settings) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({k: _param_text(v) for k, v in params.items()})
         mlflow.log_metrics(metrics)
@@ -317,6 +317,16 @@ def log_training(
         run_id=run.info.run_id,
         model_uri=info.model_uri,
     )
+
+
+@contextmanager
+def _experiment_run(settings: Settings) -> Iterator[Any]:
+    """A run in the configured experiment (``active_store`` forgets the choice on exit)."""
+    import mlflow
+
+    mlflow.set_experiment(settings.tracking.experiment)
+    with mlflow.start_run(run_name=settings.tracking.run_name) as run:
+        yield run
 
 
 def _param_text(value: Any) -> str:

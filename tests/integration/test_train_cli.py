@@ -22,6 +22,7 @@ def test_run_is_tracked_with_lineage_plots_and_model(trained_oj: Path) -> None:
     mlflow = client(trained_oj)
     mv = mlflow.get_model_version_by_alias("oj-purchase", "candidate")
     run = mlflow.get_run(mv.run_id)
+    assert mlflow.get_experiment(run.info.experiment_id).name == "oj-purchase"
     assert run.data.metrics["roc_auc"] >= 0.85
     assert run.data.params["model.name"] == "logistic_regression"
     assert run.data.params["split.seed"] == "42"
