@@ -262,7 +262,11 @@ def list_input(uri: str, storage_options: dict[str, Any] | None = None) -> Sourc
             paths = [root]
         else:
             raise DataError(f"--input {uri!r}: no such file or directory")
-        files = [InputFile(p, fs.unstrip_protocol(p), int(fs.size(p) or 0)) for p in sorted(paths)]
+        local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+        files = [
+            InputFile(p, p if local else fs.unstrip_protocol(p), int(fs.size(p) or 0))
+            for p in sorted(paths)
+        ]
     except ImportError as exc:
         raise DataError(f"--input {uri!r}: the filesystem is not installed ({exc})") from None
     except (OSError, ValueError) as exc:

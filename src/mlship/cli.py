@@ -180,12 +180,26 @@ def predict(
         if rejected and on_error is not OnErrorChoice.skip:
             raise MlshipError("--rejected needs --on-error skip")
         mode: Literal["fail", "skip"] = "skip" if on_error is OnErrorChoice.skip else "fail"
-        if engine is Engine.spark:
-            result = _predict_spark(
-                model, input_uri, output, batch_rows, id_column, mode, rejected, master
-            )
-        else:
-            result = _predict_local(model, input_uri, output, batch_rows, id_column, mode, rejected)
+        try:
+            if engine is Engine.spark:
+                result = _predict_spark(
+                    model, input_uri, output, batch_rows, id_column, mode, rejected, master
+                )
+            else:
+                result = _predict_local(
+                    model, input_uri, output, batch_rows, id_column, mode, rejected
+                )
+        except InputError as exc:  # located bad rows: print them as lines, not dicts
+            if _state["debug"] or not exc.details or "file" not in exc.details[0]:
+                raise
+            from mlship.batch import describe
+
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            for problem in exc.details[1:5]:
+                console.print(
+                    f"  also: {describe(problem)}", highlight=False, markup=False, soft_wrap=True
+                )
+            raise typer.Exit(1) from None
         out.print(
             f"scored {result.scored:,} rows -> {result.output}", highlight=False, soft_wrap=True
         )

@@ -88,7 +88,8 @@ def test_progress_reaches_the_total(tmp_path: Path, oj: pd.DataFrame, predictor:
 def test_bad_cell_mid_stream_fails_naming_line_and_leaves_nothing(
     tmp_path: Path, oj: pd.DataFrame, model_dir: Path
 ) -> None:
-    source = write_csv(with_bad_cells(oj, {898: ("PriceCH", "1,99")}), tmp_path / "in.csv")
+    bad = {898: ("PriceCH", "1,99"), 899: ("LoyalCH", "")}
+    source = write_csv(with_bad_cells(oj, bad), tmp_path / "in.csv")
     out = tmp_path / "out" / "scores.parquet"
     result = run_cli(
         "predict", "--model", str(model_dir), "--input", str(source), "--output", str(out),
@@ -99,6 +100,7 @@ def test_bad_cell_mid_stream_fails_naming_line_and_leaves_nothing(
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1
     assert "in.csv line 900, column 'PriceCH': expected a number, got '1,99'" in error[0]
+    assert "  also: " + str(source) + " line 901, column 'LoyalCH': missing value" in result.stderr
     # Eight batches were written before the bad one; none of it may be visible.
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.csv", "out"]
