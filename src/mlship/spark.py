@@ -208,41 +208,54 @@ def _output_type(predictor: Predictor, input_schema: StructType, id_column: str 
     return StructType(fields)
 
 
+def split_positions(
+    files: np.ndarray, blocks: np.ndarray, seen: dict[tuple[str, int], int]
+) -> np.ndarray:
+    """Each row's position in its file split; ``seen`` carries counts across a partition's
+    batches. A partition reads its splits one after another, so a split is one run of rows."""
+    change = np.ones(len(files), dtype=bool)
+    change[1:] = (files[1:] != files[:-1]) | (blocks[1:] != blocks[:-1])
+    starts = np.flatnonzero(change)
+    position = np.empty(len(files), dtype=np.int64)
+    for start, stop in zip(starts, [*starts[1:], len(files)], strict=True):
+        key = (str(files[start]), int(blocks[start]))
+        base = seen.get(key, 0)
+        position[start:stop] = np.arange(base, base + stop - start)
+        seen[key] = int(base + stop - start)
+    return position
+
+
 def score_batch(
     predictor: Predictor,
     frame: pd.DataFrame,
     columns: list[str],
     id_column: str | None,
     text: bool,
-    seen: dict[str, int],
+    seen: dict[tuple[str, int], int],
 ) -> pd.DataFrame:
-    """Score one Arrow batch of a partition; ``seen`` counts rows per split across batches."""
-    key = frame["_file"].astype(str) + "\0" + frame["_block"].astype(str)
-    position = key.groupby(key, sort=False).cumcount().to_numpy() + np.asarray(
-        [seen.get(k, 0) for k in key], dtype=np.int64
-    )
-    for split, count in key.value_counts(sort=False).items():
-        seen[str(split)] = seen.get(str(split), 0) + int(count)
+    """Score one Arrow batch of a partition: keys, id, results, and what was wrong per row."""
+    files = frame["_file"].to_numpy(dtype=object)
+    blocks = frame["_block"].to_numpy()
+    out = pd.DataFrame({"_file": files, "_block": blocks})
+    out["_pos"] = split_positions(files, blocks, seen)
+    if id_column:
+        out[id_column] = frame[id_column].to_numpy()
     raw = frame[columns].reset_index(drop=True)
     features = from_text(raw, predictor) if text else raw
     scored = score_frame(predictor, features, None, None, skip=True)
-    out = pd.DataFrame(
-        {
-            "_file": frame["_file"].to_numpy(),
-            "_block": frame["_block"].to_numpy(),
-            "_pos": position,
-        }
-    )
-    if id_column:
-        out[id_column] = frame[id_column].to_numpy()
-    for name in scored.output.columns if len(scored.output) else _result_columns(predictor):
+    errors = np.full(len(frame), None, dtype=object)
+    if not scored.bad:  # the usual batch: results as they are
+        for name in scored.output.columns:
+            out[name] = scored.output[name].to_numpy()
+        out["_column"], out["_error"], out["_record"] = errors, errors, errors
+        return out
+    for name in _result_columns(predictor):
         values = np.full(len(frame), None if name == "prediction" else np.nan, dtype=object)
         if len(scored.good):
             values[scored.good] = scored.output[name].to_numpy(dtype=object)
         out[name] = values if name == "prediction" else values.astype("float64")
-    errors = np.full(len(frame), None, dtype=object)
-    problem_columns = np.full(len(frame), None, dtype=object)
-    records = np.full(len(frame), None, dtype=object)
+    problem_columns = errors.copy()
+    records = errors.copy()
     for row, detail in scored.bad.items():
         errors[row] = detail["error"]
         problem_columns[row] = detail.get("column")
@@ -264,9 +277,10 @@ def _scorer(
         from pyspark import SparkFiles
 
         predictor = cached_predictor(SparkFiles.get(model_name))
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, int], int] = {}
         for frame in frames:
-            yield score_batch(predictor, frame, columns, id_column, text, seen)
+            if len(frame):
+                yield score_batch(predictor, frame, columns, id_column, text, seen)
 
     return score_partition
 

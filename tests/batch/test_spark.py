@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -148,3 +149,17 @@ def test_spark_submit_entry_point(tmp_path: Path, oj: pd.DataFrame, model_dir: P
     assert done.returncode == 0, done.stderr[-2000:]
     assert "scored 1,070 rows" in done.stdout
     assert pd.read_parquet(out)["order_id"].tolist() == oj["order_id"].tolist()
+
+
+def test_split_positions_continue_across_batches() -> None:
+    """Rows of a split arrive as one run, possibly over several Arrow batches."""
+    seen: dict[tuple[str, int], int] = {}
+    first = spark_engine.split_positions(
+        np.array(["a", "a", "b", "b", "b"], dtype=object), np.array([0, 0, 0, 0, 64]), seen
+    )
+    second = spark_engine.split_positions(
+        np.array(["b", "c"], dtype=object), np.array([64, 0]), seen
+    )
+    assert first.tolist() == [0, 1, 0, 1, 0]
+    assert second.tolist() == [1, 0]
+    assert seen == {("a", 0): 2, ("b", 0): 2, ("b", 64): 2, ("c", 0): 1}
