@@ -13,7 +13,13 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from mlship.config import DataConfig, Settings, SplitConfig, Task
 from mlship.errors import DataError
-from mlship.frame import MISSING_CATEGORY, coerce_features, column_values, to_numeric
+from mlship.frame import (
+    MISSING_CATEGORY,
+    category_text,
+    coerce_features,
+    column_values,
+    to_numeric,
+)
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 MOSTLY_NUMERIC = 0.9
@@ -188,7 +194,7 @@ def _target(frame: pd.DataFrame, settings: Settings) -> tuple[pd.Series, list[st
                 f"target column {name!r}: task is regression but {first!r} is not a number"
             )
         return pd.to_numeric(raw).astype("float64"), [], None
-    target = raw.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+    target = raw.map(category_text)  # labels spelled like categories: 1.0 -> "1"
     classes = sorted(target.unique().tolist())
     if len(classes) < 2:
         raise DataError(

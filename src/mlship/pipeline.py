@@ -89,8 +89,9 @@ def make_estimator(config: ModelConfig, task: Task, seed: int) -> BaseEstimator:
         )
     chosen = config.chosen_params()
     cls = _load_class(path)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
-    if "kwargs" in inspect.signature(cls.__init__).parameters:
+    init_params = inspect.signature(cls.__init__).parameters
+    accepted = set(init_params) - {"self", "kwargs"}
+    if "kwargs" in init_params:
         accepted |= set(cls().get_params())
     unknown = [key for key in chosen if key not in accepted]
     if unknown:
