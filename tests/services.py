@@ -1,4 +1,5 @@
-"""Real services for integration tests: an MLflow tracking server and a SeaweedFS S3 store.
+"""Real services for integration tests: an MLflow tracking server, a SeaweedFS S3 store and a
+Google Cloud Storage emulator.
 
 Each runs as a subprocess in its own process group on 127.0.0.1 with free ports, is waited on
 until it answers (a bounded wait that fails with the tail of its log), and is torn down by
@@ -11,6 +12,9 @@ Use as context managers::
     with seaweedfs_s3(tmp) as s3:                    # S3Service
         s3.upload("bucket", "key.csv", local_path)   # creates the bucket if needed
         pd.read_csv("s3://bucket/key.csv", storage_options=s3.storage_options)
+    with gcs_emulator(tmp, bucket="data") as gcs:    # GCSService
+        gcs.upload("data", "oj.csv", local_path)     # gs://data/oj.csv
+        subprocess.run([...], env={**os.environ, **gcs.env})  # STORAGE_EMULATOR_HOST=...
 """
 
 from __future__ import annotations
@@ -375,3 +379,102 @@ def _remove_weed_sockets(ports: tuple[int, ...]) -> None:
         for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
             with contextlib.suppress(OSError):
                 sock.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# Google Cloud Storage emulator (gcp-storage-emulator, the JSON API on loopback)
+
+# gcsfs >= 2026.x otherwise swaps in a class that probes every bucket's type over gRPC, which
+# the emulator does not speak: each call then waits ~60 s. Read once, when gcsfs is imported.
+GCS_ENV_FLAGS = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+
+
+@dataclass(frozen=True)
+class GCSService:
+    """A running GCS JSON-API endpoint and how to point clients at it."""
+
+    endpoint: str
+    data_dir: Path
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """gcsfs ``storage_options`` (pandas, ``data.storage_options``): no credentials."""
+        return {"endpoint_url": self.endpoint, "token": "anon"}
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a client process: gcsfs and google-cloud-storage (MLflow) both
+        honour ``STORAGE_EMULATOR_HOST`` and then use anonymous credentials."""
+        return {"STORAGE_EMULATOR_HOST": self.endpoint, **GCS_ENV_FLAGS}
+
+    def fs(self) -> Any:
+        """A fresh gcsfs filesystem on the emulator (the core class, whatever the env says)."""
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(
+            endpoint_url=self.endpoint, token="anon", skip_instance_cache=True, retries=1
+        )
+
+    def create_bucket(self, bucket: str) -> None:
+        fs = self.fs()
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+
+    def upload(self, bucket: str, key: str, path: Path | str) -> str:
+        """Upload a local file (creating the bucket if needed); returns its ``gs://`` URI."""
+        self.create_bucket(bucket)
+        self.fs().put_file(str(path), f"{bucket}/{key}")
+        return f"gs://{bucket}/{key}"
+
+    def upload_dir(self, bucket: str, prefix: str, path: Path | str) -> str:
+        """Upload a local directory tree under ``prefix``; returns its ``gs://`` URI."""
+        self.create_bucket(bucket)
+        fs = self.fs()
+        root = Path(path)
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            fs.put_file(str(file), f"{bucket}/{prefix}/{file.relative_to(root).as_posix()}")
+        return f"gs://{bucket}/{prefix}"
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every object name in ``bucket`` under ``prefix`` (recursive, sorted)."""
+        fs = self.fs()
+        found = fs.find(f"{bucket}/{prefix}".rstrip("/"), withdirs=False)
+        return sorted(str(p).removeprefix(f"{bucket}/") for p in found)
+
+
+@contextlib.contextmanager
+def gcs_emulator(
+    tmp_dir: Path, *, bucket: str = "mlship", timeout: float = 30.0
+) -> Iterator[GCSService]:
+    """``gcp-storage-emulator`` on a free port, storing under ``tmp_dir``; yields a GCSService.
+
+    ``bucket`` is created at start. The emulator lacks the ``moveTo`` API (HTTP 501), so
+    ``fs.mv`` retries for ~30 s before falling back to copy + delete.
+    """
+    tmp_dir = Path(tmp_dir).resolve()
+    data_dir = tmp_dir / "gcs"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    endpoint = f"http://{HOST}:{port}"
+    cmd = [
+        executable("gcp-storage-emulator"),
+        "-d",
+        str(data_dir),
+        "start",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--default-bucket",
+        bucket,
+    ]
+    with running(
+        "gcp-storage-emulator",
+        cmd,
+        log_path=tmp_dir / "gcs-emulator.log",
+        ready=lambda: http_ok(f"{endpoint}/storage/v1/b/{bucket}"),
+        timeout=timeout,
+        cwd=tmp_dir,
+        env={"PYTHONUNBUFFERED": "1"},
+    ):
+        yield GCSService(endpoint, data_dir)
