@@ -409,7 +409,7 @@ class GCSService:
 
     def fs(self) -> Any:
         """A fresh gcsfs filesystem on the emulator (the core class, whatever the env says)."""
-        from gcsfs.core import GCSFileSystem
+        from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped]
 
         return GCSFileSystem(
             endpoint_url=self.endpoint, token="anon", skip_instance_cache=True, retries=1
