@@ -94,6 +94,13 @@ resource "google_cloud_run_v2_service" "scorer" {
       ports {
         container_port = 8888
       }
+      # Cloud Run stops routing to an instance, then sends SIGTERM and SIGKILLs it 10 s later
+      # (no preStop hook, no longer budget). The scorer's drain after SIGTERM (ready -> 503,
+      # finish in-flight requests, exit 0) must end inside that: 8 s, not the 20 s default.
+      env {
+        name  = "MLSHIP_GRACE_SECONDS"
+        value = "8"
+      }
       resources {
         limits = {
           cpu    = var.scorer_cpu

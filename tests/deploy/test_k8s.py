@@ -92,6 +92,45 @@ def test_deployment_is_probed_limited_and_locked_down(env: str) -> None:
     assert kinds["Service"]["spec"]["ports"][0]["targetPort"] == port["name"]
 
 
+SERVICE_GRACE_S = 20  # mlship serve's default grace after SIGTERM (--grace-seconds)
+
+
+def prestop_sleep_seconds(container: dict[str, Any]) -> int:
+    """Seconds the container's preStop hook waits: `sleep N` (exec) or the native sleep action."""
+    pre_stop = container["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        return int(pre_stop["sleep"]["seconds"])
+    command = pre_stop["exec"]["command"]
+    assert command[0] in {"sleep", "/bin/sleep", "/usr/bin/sleep"}, command
+    return int(command[1])
+
+
+def assert_drains(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """preStop first (the endpoint leaves the Service), then SIGTERM and the service's grace,
+    all within terminationGracePeriodSeconds, which the kubelet counts from preStop's start."""
+    pre_stop = prestop_sleep_seconds(container)
+    assert 1 <= pre_stop <= 15, pre_stop
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    service_grace = max(SERVICE_GRACE_S, int(env.get("MLSHIP_GRACE_SECONDS", SERVICE_GRACE_S)))
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > pre_stop + service_grace, (grace, pre_stop, service_grace)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_pods_drain_before_they_are_killed(env: str) -> None:
+    pod = by_kind(render(K8S / "overlays" / env))["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert_drains(pod, container)
+
+
+def test_drain_check_rejects_a_budget_that_ends_inside_the_grace_period() -> None:
+    pod = by_kind(render(K8S / "overlays" / "dev"))["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    short = {**pod, "terminationGracePeriodSeconds": prestop_sleep_seconds(container) + 20}
+    with pytest.raises(AssertionError):
+        assert_drains(short, container)
+
+
 def test_environments_scale_up_towards_prod() -> None:
     def sizes(env: str) -> tuple[int, int, int]:
         kinds = by_kind(render(K8S / "overlays" / env))
@@ -121,6 +160,7 @@ def test_kserve_inference_service_matches_the_image_contract() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert predictor["securityContext"]["runAsNonRoot"] is True
     assert predictor["minReplicas"] <= predictor["maxReplicas"]
+    assert_drains(predictor, container)
     # The embedded pod fields are real Kubernetes fields: validate them as a Pod.
     pod = {
         "apiVersion": "v1",
@@ -130,6 +170,7 @@ def test_kserve_inference_service_matches_the_image_contract() -> None:
             "containers": predictor["containers"],
             "securityContext": predictor["securityContext"],
             "serviceAccountName": predictor["serviceAccountName"],
+            "terminationGracePeriodSeconds": predictor["terminationGracePeriodSeconds"],
         },
     }
     kubernetes_validate.validate(pod, KUBE_VERSION, strict=True)

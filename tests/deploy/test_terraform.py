@@ -134,3 +134,10 @@ def test_scorer_serves_the_image_contract() -> None:
     assert container["liveness_probe"][0]["http_get"][0]["path"] == "/health"
     ignored = scorer["lifecycle"][0]["ignore_changes"]
     assert any("image" in str(item) for item in ignored), "cd.yml owns the image"
+
+
+def test_scorer_drains_within_cloud_runs_sigterm_budget() -> None:
+    # Cloud Run SIGKILLs 10 s after SIGTERM; the service's own grace must end before that.
+    container = resources("google_cloud_run_v2_service")["scorer"]["template"][0]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert 0 < int(env["MLSHIP_GRACE_SECONDS"]) <= 8
