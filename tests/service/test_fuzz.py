@@ -1,0 +1,373 @@
+"""Fuzz POST /score of a real `mlship serve` with schemathesis, body-aware and bounded.
+
+The service's /openapi.json documents no request body for /score, so the body schema is
+built from GET /metadata's ``signature``: a record is an object with every signature column
+required, typed (numbers within float32 range, the service's documented limit), nullable
+only where training saw nulls, and no other keys; a body is an array of such records, or
+``{"instances": [...]}`` around one. It is injected into the live document, which is then
+loaded from a dict and pointed at the live base URL. Where the document leaves a response
+open (no schema, or ``{}``), the README's documented shapes are filled in: the score reply
+for 200 and ``{"error", "details"}`` for 400/413/415/422.
+
+Inputs: a few hand-made hostile bodies first (deep nesting, a boolean for a number, ...),
+then Hypothesis-generated cases, valid (positive) and schema-violating (negative), seeded
+and derandomized. Checks: ``not_a_server_error`` and ``response_schema_conformance``. Every
+failing input is collected (not just the first) and all of them are reported at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.errors import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MAX_EXAMPLES = 300
+TIME_BUDGET_S = 120
+REQUEST_TIMEOUT_S = 10
+FLOAT32_MAX = 3.4e38  # the service answers 422 "value out of range (|x| > 3.4e38)" beyond it
+CHECKS = [not_a_server_error, response_schema_conformance]
+HOST = "127.0.0.1"
+MLSHIP = Path(sys.executable).with_name("mlship")
+
+
+# ---------------------------------------------------------------------------------------------
+# the live server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_url(trained_oj: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlship serve` on the session's OJ model, one worker, on a free loopback port."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("fuzz-serve") / "serve.log"
+    command = [
+        str(MLSHIP) if MLSHIP.exists() else "mlship", "serve", "--model",
+        str(trained_oj / "model"), "--host", HOST, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, f"mlship serve exited: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"not ready in 120 s: {log.read_text()[-3000:]}"
+            time.sleep(0.3)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# the document: the live one, plus a body schema from the signature
+
+
+JSON_TYPES = {
+    "number": "number", "double": "number", "float": "number",
+    "integer": "integer", "long": "integer", "int": "integer",
+    "string": "string", "boolean": "boolean",
+}  # fmt: skip
+
+
+def column_schema(column: dict[str, Any]) -> dict[str, Any]:
+    kind = JSON_TYPES.get(str(column["type"]))
+    schema: dict[str, Any] = {} if kind is None else {"type": kind}
+    if kind in {"number", "integer"}:
+        schema |= {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    if column.get("nullable") and kind is not None:
+        schema["type"] = [kind, "null"]
+    return schema
+
+
+def body_schema(signature: list[dict[str, Any]]) -> dict[str, Any]:
+    record = {
+        "type": "object",
+        "properties": {c["name"]: column_schema(c) for c in signature},
+        "required": [c["name"] for c in signature],
+        "additionalProperties": False,
+    }
+    records = {"type": "array", "items": record, "minItems": 1, "maxItems": 5}
+    instances = {
+        "type": "object",
+        "properties": {"instances": records},
+        "required": ["instances"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [records, instances]}
+
+
+SCORE_REPLY = {
+    "type": "object",
+    "required": ["predictions", "model"],
+    "properties": {
+        "predictions": {"type": "array", "minItems": 1},
+        "probabilities": {
+            "type": "array",
+            "items": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+        "model": {
+            "type": "object",
+            "required": ["name", "version", "run_id"],
+            "properties": {k: {"type": "string"} for k in ("name", "version", "run_id")},
+        },
+    },
+}
+ERROR_REPLY = {
+    "type": "object",
+    "required": ["error", "details"],
+    "properties": {
+        "error": {"type": "string", "minLength": 1},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "row": {"type": ["integer", "null"]},
+                    "column": {"type": ["string", "null"]},
+                    "error": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+DOCUMENTED = {"200": SCORE_REPLY} | {s: ERROR_REPLY for s in ("400", "413", "415", "422")}
+
+
+def with_body(document: dict[str, Any], signature: list[dict[str, Any]]) -> dict[str, Any]:
+    """The live document with a request body for POST /score, and the README's reply shapes
+    where the document leaves a reply open. Anything the service documents itself wins."""
+    doc = copy.deepcopy(document)
+    post = doc["paths"]["/score"]["post"]
+    post.setdefault(
+        "requestBody",
+        {"required": True, "content": {"application/json": {"schema": body_schema(signature)}}},
+    )
+    responses = post.setdefault("responses", {})
+    for status, schema in DOCUMENTED.items():
+        reply = responses.setdefault(status, {"description": f"documented in README ({status})"})
+        content = reply.setdefault("content", {}).setdefault("application/json", {})
+        if not content.get("schema"):
+            content["schema"] = schema
+    return doc
+
+
+def test_injected_schema_is_what_the_signature_says() -> None:
+    signature = [
+        {"name": "x", "type": "number", "nullable": False},
+        {"name": "s", "type": "string", "nullable": True},
+    ]
+    document = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+                "paths": {"/score": {"post": {"responses": {"200": {"description": "ok",
+                          "content": {"application/json": {"schema": {}}}}}}}}}  # fmt: skip
+    doc = with_body(document, signature)
+    schema = doc["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]
+    record = schema["schema"]["anyOf"][0]["items"]
+    assert record["required"] == ["x", "s"] and record["additionalProperties"] is False
+    assert record["properties"]["x"]["type"] == "number"
+    assert record["properties"]["s"]["type"] == ["string", "null"]
+    replies = doc["paths"]["/score"]["post"]["responses"]
+    assert replies["200"]["content"]["application/json"]["schema"] == SCORE_REPLY
+    assert replies["422"]["content"]["application/json"]["schema"] == ERROR_REPLY
+    assert "requestBody" not in document["paths"]["/score"]["post"], "the input is not changed"
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile bodies sent first, as raw bytes (json.dumps cannot nest 1,000 levels itself)
+
+
+def hostile_bodies(signature: list[dict[str, Any]]) -> dict[str, bytes]:
+    row: dict[str, Any] = {
+        c["name"]: 1.5 if JSON_TYPES.get(str(c["type"])) in {"number", "integer"} else "1"
+        for c in signature
+    }
+    number = next(c["name"] for c in signature if row[c["name"]] == 1.5)
+    extremes = {
+        k: (3e38 if i % 2 else -3e38) if v == 1.5 else v for i, (k, v) in enumerate(row.items())
+    }
+    marker = "__fuzz_value__"
+    template = json.dumps([{**row, number: marker}])
+
+    def put(raw: str) -> bytes:
+        return template.replace(json.dumps(marker), raw).encode()
+
+    return {
+        "number nested 1,000 lists deep": put("[" * 1000 + "1.5" + "]" * 1000),
+        "number nested 1,000 objects deep": put('{"a":' * 1000 + "1.5" + "}" * 1000),
+        "number nested 900 lists deep": put("[" * 900 + "1.5" + "]" * 900),
+        "body nested 1,000 lists deep": b"[" * 1000 + json.dumps(row).encode() + b"]" * 1000,
+        "boolean for a number": put("true"),
+        "string '1_000' for a number": put('"1_000"'),
+        "full-width digits for a number": put(json.dumps("\uff12\uff13\uff17")),
+        "number literal 1e400": put("1e400"),
+        "NaN literal": put("NaN"),
+        "null for a number": put("null"),
+        "object for a number": put('{"value": 1.5}'),
+        # Opposite signs near float32's limit: a linear model's score becomes inf - inf.
+        "alternating +-3e38 in every number": json.dumps([extremes]).encode(),
+        "junk key next to instances": json.dumps({"instances": [row], "junk": 1}).encode(),
+        "truncated JSON": put("1.5")[:-7],
+        "lone surrogate escape": put('"\\ud800"'),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# the fuzz run
+
+
+@dataclass
+class Found:
+    label: str
+    status: int | str
+    failure: str
+    detail: str
+    body: str
+    reply: str
+    count: int = 1
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _cut(text: str, limit: int = 240) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} chars)"
+
+
+def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -> None:
+    signature = httpx.get(f"{live_url}/metadata", timeout=10).json()["signature"]
+    document = httpx.get(f"{live_url}/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(with_body(document, signature))
+    schema.config.update(base_url=live_url, request_timeout=REQUEST_TIMEOUT_S)
+    operation = schema["/score"]["POST"]
+
+    found: dict[tuple[str, ...], Found] = {}
+    hostile_status: dict[str, int | str] = {}
+    sent = {"hostile": 0, "positive": 0, "negative": 0}
+    session = requests.Session()
+
+    def record(
+        label: str, status: int | str, failure: str, detail: str, body: Any, reply: str
+    ) -> None:
+        """One entry per distinct failure (input label, status, check, message; for a 5xx
+        also the reply); repeated fuzzed ones keep the shortest body."""
+        key = (label, str(status), failure, detail[:80], reply[:80] if str(status) >= "5" else "")
+        text = _text(body)
+        if key not in found:
+            found[key] = Found(label, status, failure, detail, text, reply)
+            return
+        entry = found[key]
+        entry.count += 1
+        if len(text) < len(entry.body):
+            entry.body, entry.reply, entry.detail = text, reply, detail
+
+    def send(case: schemathesis.Case, label: str) -> None:
+        nonlocal session
+        try:
+            response = case.call(session=session, timeout=REQUEST_TIMEOUT_S)
+        except requests.RequestException as exc:
+            # The connection broke (e.g. the reply after a 5xx left it unusable): a failure
+            # of its own; carry on with a fresh connection.
+            record(label, "no reply", type(exc).__name__, str(exc)[:200], case.body, "")
+            hostile_status.setdefault(label, "no reply")
+            session = requests.Session()
+            return
+        hostile_status.setdefault(label, response.status_code)
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                detail = failure.message.strip().splitlines()[0] if failure.message else ""
+                record(label, response.status_code, failure.title, detail, case.body, response.text)
+
+    start = time.monotonic()
+    for label, body in hostile_bodies(signature).items():
+        sent["hostile"] += 1
+        send(operation.Case(body=body, media_type="application/json"), label)
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=st.one_of(
+            operation.as_strategy(GenerationMode.POSITIVE),
+            operation.as_strategy(GenerationMode.NEGATIVE),
+        )
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        mode = case.meta.generation.mode.value if case.meta else "positive"
+        sent[mode] = sent.get(mode, 0) + 1
+        send(case, "fuzzed")
+
+    fuzz()
+    elapsed = time.monotonic() - start
+
+    hostile_status.pop("fuzzed", None)
+    print("hostile inputs -> status:")  # for the record: a 200 here is accepted, not rejected
+    for label, status in hostile_status.items():
+        print(f"  {status}  {label}")
+    lines = [
+        f"{len(found)} distinct failure(s) from {sum(sent.values())} requests "
+        f"({', '.join(f'{k} {v}' for k, v in sent.items())}) in {elapsed:.0f} s:"
+    ]
+    for f in found.values():
+        times = f" (x{f.count})" if f.count > 1 else ""
+        detail = f": {_cut(f.detail, 200)}" if f.detail else ""
+        lines.append(f"- [{f.label}] {f.status} {f.failure}{times}{detail}")
+        lines.append(f"    body:  {_cut(f.body)}")
+        if f.reply:
+            lines.append(f"    reply: {_cut(f.reply, 300)}")
+    report = "\n".join(lines)
+    print(report)
+    assert not found, report
+    assert elapsed < TIME_BUDGET_S, f"fuzzing took {elapsed:.0f} s (budget {TIME_BUDGET_S} s)"
