@@ -25,8 +25,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,8 @@ def test_injected_schema_is_what_the_signature_says() -> None:
     doc = with_body(document, signature)
     schema = doc["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]
     record = schema["schema"]["anyOf"][0]["items"]
-    assert record["required"] == ["x", "s"] and record["additionalProperties"] is False
+    assert record["required"] == ["x", "s"]
+    assert record["additionalProperties"] is False
     assert record["properties"]["x"]["type"] == "number"
     assert record["properties"]["s"]["type"] == ["string", "null"]
     replies = doc["paths"]["/score"]["post"]["responses"]
@@ -279,56 +281,81 @@ def _cut(text: str, limit: int = 240) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} chars)"
 
 
+@dataclass
+class Fuzzer:
+    """Sends cases, runs the checks, and keeps every distinct failure instead of stopping."""
+
+    found: dict[tuple[str, ...], Found] = field(default_factory=dict)
+    hostile_status: dict[str, int | str] = field(default_factory=dict)
+    sent: Counter[str] = field(default_factory=Counter)
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def record(
+        self, label: str, status: int | str, failure: str, detail: str, body: Any, reply: str
+    ) -> None:
+        """One entry per distinct failure (input label, status, check, message; for a 5xx
+        also the reply); repeated fuzzed ones keep the shortest body."""
+        key = (label, str(status), failure, detail[:80], reply[:80] if str(status) >= "5" else "")
+        text = _text(body)
+        entry = self.found.get(key)
+        if entry is None:
+            self.found[key] = Found(label, status, failure, detail, text, reply)
+            return
+        entry.count += 1
+        if len(text) < len(entry.body):
+            entry.body, entry.reply, entry.detail = text, reply, detail
+
+    def send(self, case: schemathesis.Case, label: str) -> None:
+        try:
+            response = case.call(session=self.session, timeout=REQUEST_TIMEOUT_S)
+        except requests.RequestException as exc:
+            # The connection broke (e.g. the reply after a 5xx left it unusable): a failure
+            # of its own; carry on with a fresh connection.
+            self.record(label, "no reply", type(exc).__name__, str(exc)[:200], case.body, "")
+            self.hostile_status.setdefault(label, "no reply")
+            self.session = requests.Session()
+            return
+        self.hostile_status.setdefault(label, response.status_code)
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                detail = failure.message.strip().splitlines()[0] if failure.message else ""
+                self.record(
+                    label, response.status_code, failure.title, detail, case.body, response.text
+                )
+
+    def report(self, elapsed: float) -> str:
+        self.hostile_status.pop("fuzzed", None)
+        lines = ["hostile inputs -> status (a 200 here was accepted, not rejected):"]
+        lines += [f"  {status}  {label}" for label, status in self.hostile_status.items()]
+        counts = ", ".join(f"{k} {v}" for k, v in self.sent.items())
+        lines.append(
+            f"{len(self.found)} distinct failure(s) from {self.sent.total()} requests "
+            f"({counts}) in {elapsed:.0f} s:"
+        )
+        for f in self.found.values():
+            times = f" (x{f.count})" if f.count > 1 else ""
+            detail = f": {_cut(f.detail, 200)}" if f.detail else ""
+            lines.append(f"- [{f.label}] {f.status} {f.failure}{times}{detail}")
+            lines.append(f"    body:  {_cut(f.body)}")
+            if f.reply:
+                lines.append(f"    reply: {_cut(f.reply, 300)}")
+        return "\n".join(lines)
+
+
 def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -> None:
     signature = httpx.get(f"{live_url}/metadata", timeout=10).json()["signature"]
     document = httpx.get(f"{live_url}/openapi.json", timeout=10).json()
     schema = schemathesis.openapi.from_dict(with_body(document, signature))
     schema.config.update(base_url=live_url, request_timeout=REQUEST_TIMEOUT_S)
     operation = schema["/score"]["POST"]
-
-    found: dict[tuple[str, ...], Found] = {}
-    hostile_status: dict[str, int | str] = {}
-    sent = {"hostile": 0, "positive": 0, "negative": 0}
-    session = requests.Session()
-
-    def record(
-        label: str, status: int | str, failure: str, detail: str, body: Any, reply: str
-    ) -> None:
-        """One entry per distinct failure (input label, status, check, message; for a 5xx
-        also the reply); repeated fuzzed ones keep the shortest body."""
-        key = (label, str(status), failure, detail[:80], reply[:80] if str(status) >= "5" else "")
-        text = _text(body)
-        if key not in found:
-            found[key] = Found(label, status, failure, detail, text, reply)
-            return
-        entry = found[key]
-        entry.count += 1
-        if len(text) < len(entry.body):
-            entry.body, entry.reply, entry.detail = text, reply, detail
-
-    def send(case: schemathesis.Case, label: str) -> None:
-        nonlocal session
-        try:
-            response = case.call(session=session, timeout=REQUEST_TIMEOUT_S)
-        except requests.RequestException as exc:
-            # The connection broke (e.g. the reply after a 5xx left it unusable): a failure
-            # of its own; carry on with a fresh connection.
-            record(label, "no reply", type(exc).__name__, str(exc)[:200], case.body, "")
-            hostile_status.setdefault(label, "no reply")
-            session = requests.Session()
-            return
-        hostile_status.setdefault(label, response.status_code)
-        try:
-            case.validate_response(response, checks=CHECKS)
-        except FailureGroup as group:
-            for failure in group.exceptions:
-                detail = failure.message.strip().splitlines()[0] if failure.message else ""
-                record(label, response.status_code, failure.title, detail, case.body, response.text)
+    fuzzer = Fuzzer()
 
     start = time.monotonic()
     for label, body in hostile_bodies(signature).items():
-        sent["hostile"] += 1
-        send(operation.Case(body=body, media_type="application/json"), label)
+        fuzzer.sent["hostile"] += 1
+        fuzzer.send(operation.Case(body=body, media_type="application/json"), label)
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -345,29 +372,12 @@ def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -
         )
     )
     def fuzz(case: schemathesis.Case) -> None:
-        mode = case.meta.generation.mode.value if case.meta else "positive"
-        sent[mode] = sent.get(mode, 0) + 1
-        send(case, "fuzzed")
+        fuzzer.sent[case.meta.generation.mode.value if case.meta else "positive"] += 1
+        fuzzer.send(case, "fuzzed")
 
     fuzz()
     elapsed = time.monotonic() - start
-
-    hostile_status.pop("fuzzed", None)
-    print("hostile inputs -> status:")  # for the record: a 200 here is accepted, not rejected
-    for label, status in hostile_status.items():
-        print(f"  {status}  {label}")
-    lines = [
-        f"{len(found)} distinct failure(s) from {sum(sent.values())} requests "
-        f"({', '.join(f'{k} {v}' for k, v in sent.items())}) in {elapsed:.0f} s:"
-    ]
-    for f in found.values():
-        times = f" (x{f.count})" if f.count > 1 else ""
-        detail = f": {_cut(f.detail, 200)}" if f.detail else ""
-        lines.append(f"- [{f.label}] {f.status} {f.failure}{times}{detail}")
-        lines.append(f"    body:  {_cut(f.body)}")
-        if f.reply:
-            lines.append(f"    reply: {_cut(f.reply, 300)}")
-    report = "\n".join(lines)
+    report = fuzzer.report(elapsed)
     print(report)
-    assert not found, report
+    assert not fuzzer.found, report
     assert elapsed < TIME_BUDGET_S, f"fuzzing took {elapsed:.0f} s (budget {TIME_BUDGET_S} s)"
