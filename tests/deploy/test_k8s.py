@@ -140,7 +140,8 @@ def test_environments_scale_up_towards_prod() -> None:
     dev, test, prod = (sizes(env) for env in ENVS)
     for replicas, low, high in (dev, test, prod):
         assert low <= replicas <= high
-    assert dev[0] < test[0] < prod[0] and dev[2] < test[2] < prod[2]
+    assert dev[0] < test[0] < prod[0]
+    assert dev[2] < test[2] < prod[2]
     pdb = by_kind(render(K8S / "overlays" / "prod"))["PodDisruptionBudget"]["spec"]
     assert pdb["minAvailable"] < prod[1], "the budget must leave room to drain a node"
 

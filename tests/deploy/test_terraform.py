@@ -81,7 +81,8 @@ def test_tfvars_set_every_required_variable(env: str) -> None:
 def test_prod_is_protected_and_redundant() -> None:
     prod = parsed(TF / "envs" / "prod.tfvars")
     dev = parsed(TF / "envs" / "dev.tfvars")
-    assert prod["deletion_protection"] is True and prod["db_high_availability"] is True
+    assert prod["deletion_protection"] is True
+    assert prod["db_high_availability"] is True
     assert prod["scorer_min_instances"] >= 2 > dev["scorer_min_instances"]
 
 
@@ -121,7 +122,8 @@ def test_project_level_roles_are_few() -> None:
     allowed = {"roles/aiplatform.user", "roles/logging.logWriter", "roles/monitoring.metricWriter"}
     bindings = resources("google_project_iam_member")
     named = {role for body in bindings.values() for role in re.findall(r"roles/[\w.]+", str(body))}
-    assert named and named <= allowed, named - allowed
+    assert named
+    assert named <= allowed, named - allowed
     for name, body in bindings.items():
         assert body["role"] in allowed or body["role"].startswith("${each."), name
 
