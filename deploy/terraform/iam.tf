@@ -3,7 +3,8 @@
 #
 #   trainer   Vertex AI custom job: read data, write MLflow artifacts, call the MLflow server
 #   mlflow    MLflow server: its database secret, the artifacts bucket
-#   scorer    the scoring service: nothing (the model is in the image)
+#   scorer    the scoring service: nothing (the model is in the image); as the VM target
+#             (vm.tf) it also reads the bundles bucket
 #   deployer  GitHub Actions (through Workload Identity Federation): push images, run jobs,
 #             deploy the scorer
 

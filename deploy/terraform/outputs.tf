@@ -37,3 +37,13 @@ output "trainer_service_account" {
   description = "Service account the Vertex AI training job runs as."
   value       = google_service_account.trainer.email
 }
+
+output "bundles_bucket" {
+  description = "Where CD uploads offline bundles (mlship bundle) for the VM target."
+  value       = google_storage_bucket.bundles.name
+}
+
+output "vm_scorer_address" {
+  description = "With vm_enabled: internal load-balancer address of the scorer VMs (http://<this>:8888)."
+  value       = one(google_compute_forwarding_rule.scorer[*].ip_address)
+}

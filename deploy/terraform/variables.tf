@@ -94,3 +94,66 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+# --- the VM target (vm.tf) -------------------------------------------------------------------
+
+variable "vm_enabled" {
+  description = "Also serve from a regional managed instance group of VMs behind an internal load balancer."
+  type        = bool
+  # Every envs/*.tfvars sets it; true here so offline policy checks (checkov evaluates count
+  # from defaults) see the VM resources.
+  default = true
+}
+
+variable "vm_boot" {
+  description = "What the VMs boot: container (the scoring image on Container-Optimized OS) or bundle (the offline bundle on Debian 12, from the bundles bucket)."
+  type        = string
+  default     = "container"
+
+  validation {
+    condition     = contains(["container", "bundle"], var.vm_boot)
+    error_message = "vm_boot must be container or bundle."
+  }
+}
+
+variable "vm_bundle_object" {
+  description = "With vm_boot = bundle: object name of the bundle in the bundles bucket (mlship bundle --output ...)."
+  type        = string
+  default     = "oj-purchase/oj-purchase-1.tar.gz"
+}
+
+variable "vm_machine_type" {
+  description = "Machine type of each scorer VM."
+  type        = string
+  default     = "e2-standard-2"
+}
+
+variable "vm_workers" {
+  description = "uvicorn workers per VM (one per vCPU)."
+  type        = number
+  default     = 2
+}
+
+variable "vm_min_replicas" {
+  description = "Fewest scorer VMs (the autoscaler's floor)."
+  type        = number
+  default     = 1
+}
+
+variable "vm_max_replicas" {
+  description = "Most scorer VMs (the autoscaler's ceiling)."
+  type        = number
+  default     = 3
+}
+
+variable "vm_subnet_cidr" {
+  description = "Subnet of the scorer VMs and their internal load balancer."
+  type        = string
+  default     = "10.10.1.0/24"
+}
+
+variable "vm_caller_ranges" {
+  description = "Source ranges allowed to call the VMs' port 8888 (inside the VPC)."
+  type        = list(string)
+  default     = ["10.10.0.0/16"]
+}

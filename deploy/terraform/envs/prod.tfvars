@@ -13,3 +13,11 @@ db_high_availability = true
 deletion_protection  = true
 scorer_invokers      = ["serviceAccount:checkout-api@mlship-prod.iam.gserviceaccount.com"]
 mlflow_users         = ["group:mlship-ml-leads@example.com"]
+# VM target: off (prod scores on Cloud Run). Set vm_enabled = true to add VMs running the
+# same image on Container-Optimized OS, sized here: a VM per zone at least.
+vm_enabled      = false
+vm_boot         = "container"
+vm_machine_type = "e2-standard-4"
+vm_workers      = 4
+vm_min_replicas = 3
+vm_max_replicas = 9
