@@ -37,12 +37,13 @@ RUN /opt/venv/bin/pip install --no-deps /src \
     fi
 COPY ${MODEL_PATH} /opt/model
 RUN test -f /opt/model/MLmodel || { echo "error: MODEL_PATH=${MODEL_PATH} is not a saved model dir (no MLmodel file)" >&2; exit 1; } \
- && /opt/venv/bin/python -c "from mlship.predictor import Predictor; p = Predictor.load('/opt/model', runtime='${RUNTIME}'); print('model ok:', p.info.name, 'v' + p.info.version, 'runtime', p.runtime)"
+ && /opt/venv/bin/python -c "from mlship.scoring.predictor import Predictor; p = Predictor.load('/opt/model', runtime='${RUNTIME}'); print('model ok:', p.info.name, 'v' + p.info.version, 'runtime', p.runtime)"
 
 FROM ${BASE_IMAGE}
 ARG MODEL_NAME=unknown
 ARG MODEL_VERSION=unknown
 ARG MODEL_RUN_ID=unknown
+ARG MLSHIP_VERSION=unknown
 ARG RUNTIME=sklearn
 LABEL org.opencontainers.image.title="mlship scorer: ${MODEL_NAME}" \
       org.opencontainers.image.description="Scoring service for ${MODEL_NAME} v${MODEL_VERSION}" \
@@ -50,6 +51,7 @@ LABEL org.opencontainers.image.title="mlship scorer: ${MODEL_NAME}" \
       ai.mlship.model.name="${MODEL_NAME}" \
       ai.mlship.model.version="${MODEL_VERSION}" \
       ai.mlship.model.run_id="${MODEL_RUN_ID}" \
+      ai.mlship.version="${MLSHIP_VERSION}" \
       ai.mlship.runtime="${RUNTIME}"
 # LightGBM and scikit-learn's OpenMP code need libgomp; slim images lack it.
 RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
@@ -68,5 +70,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001
 EXPOSE 8888
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["python", "-m", "mlship.healthcheck"]
+  CMD ["python", "-m", "mlship.cli.healthcheck"]
 ENTRYPOINT ["mlship", "serve", "--model", "/opt/model"]

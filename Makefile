@@ -11,7 +11,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: ## Create .venv with every extra and dev tool, pinned by uv.lock
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	@command -v $(UV) >/dev/null || scripts/install-uv.sh
 	$(UV) sync --frozen --all-extras
 
 train: setup ## Train the default OJ model (embedded SQLite tracking, model in models/)
@@ -20,8 +20,8 @@ train: setup ## Train the default OJ model (embedded SQLite tracking, model in m
 test: setup ## Run the whole test suite (Docker tests skip without an engine)
 	$(UV) run pytest
 
-test-fast: setup ## Unit tests only
-	$(UV) run pytest tests/unit
+test-fast: setup ## Fast tests: scoring core, codecs, config, data, architecture (no model, no services)
+	$(UV) run pytest -m "not slow and not integration and not docker"
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(UV) run ruff check src tests benchmarks

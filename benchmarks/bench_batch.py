@@ -109,15 +109,15 @@ def in_process_rate(model: Path, source: Path, repeats: int) -> float:
     """Rows/s of ``Predictor.predict`` on a 50,000-row frame already in memory."""
     import pyarrow.parquet as pq
 
-    from mlship.predictor import Predictor
+    from mlship.scoring.predictor import Predictor
 
-    predictor = Predictor.load(model, extra_columns="ignore")
+    predictor = Predictor.load(model)
     frame = next(pq.ParquetFile(source).iter_batches(batch_size=50_000)).to_pandas()
-    predictor.predict(frame.head(100))
+    predictor.predict_frame(frame.head(100))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        predictor.predict(frame)
+        predictor.predict_frame(frame)
         times.append(time.perf_counter() - start)
     return len(frame) / statistics.median(times)
 

@@ -123,7 +123,7 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def payloads(model: Path, work: Path) -> dict[int, Path]:
+def payloads(work: Path) -> dict[int, Path]:
     frame = pd.read_csv(ROOT / "data" / "oj.csv").drop(columns=["Purchase", "STORE"])
     numeric = frame.select_dtypes("number").columns.drop("StoreID")
     frame[numeric] = frame[numeric].astype(float)  # MLflow's signature rejects ints for doubles
@@ -139,13 +139,16 @@ def payloads(model: Path, work: Path) -> dict[int, Path]:
 
 def raw_onnx(model: Path) -> dict[int, float]:
     """In-process onnxruntime session.run time (ms), median of many calls: the floor."""
-    from mlship.predictor import Predictor
+    from mlship.scoring.columns import frame_columns
+    from mlship.scoring.predictor import Predictor
 
-    predictor = Predictor.load(model, runtime="onnx", extra_columns="ignore")
+    predictor = Predictor.load(model, runtime="onnx")
     frame = pd.read_csv(ROOT / "data" / "oj.csv")
     result = {}
     for rows in (1, 1000):
-        cols = predictor.validate(predictor.columns_from_frame(pd.concat([frame] * 2).head(rows)))
+        head = pd.concat([frame] * 2).head(rows)
+        names, values = frame_columns(head, predictor.column_names)
+        cols = predictor.validate(predictor.select(names, values, "ignore")).columns
         backend = predictor.backend
         feeds = backend._feeds(cols)  # type: ignore[attr-defined]
         session = backend.session  # type: ignore[attr-defined]
@@ -172,7 +175,7 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     model = args.model.resolve()
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    bodies = payloads(model, work)
+    bodies = payloads(work)
     w = str(args.workers)
     env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     servers = {

@@ -6,7 +6,6 @@ test that trains runs with its own temporary working directory and absolute conf
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +40,12 @@ def run_cli(*args: str) -> CliResult:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working dir; MLFLOW_TRACKING_URI unset so the embedded default applies."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLSHIP_ENV", raising=False)
-    yield tmp_path
+    return tmp_path
 
 
 def train_args(workdir: Path, *overrides: str, config: Path = BASE_CONFIG) -> list[str]:
@@ -71,7 +70,7 @@ def _data_name(config: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def trained_oj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def trained_oj(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default OJ model trained once per session into its own working dir.
 
     Yields that dir: ``model/`` is the saved model, ``mlruns.db`` the tracking store.
@@ -82,4 +81,11 @@ def trained_oj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         result = run_cli(*train_args(work))
         assert result.exit_code == 0, result.output
-    yield work
+    return work
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs a trained model is slow (it trains one per session): mark it so."""
+    for item in items:
+        if "trained_oj" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -1,4 +1,4 @@
-"""Write-then-rename helpers: whatever we write appears whole or not at all."""
+"""Files and URIs: formats by name, and write-then-rename so output appears whole or not at all."""
 
 from __future__ import annotations
 
@@ -8,14 +8,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlship.errors import MlshipError
+from mlship.errors import DataError, StorageError
 
-
-class StorageError(MlshipError):
-    """An output location cannot be written, or writing it would destroy something else."""
-
-
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+# Files that mark a dir as a saved model (``mlship.model.layout`` names them); kept here so the
+# lowest layer can refuse to replace anything else without knowing the model format.
 MARKERS = ("MLmodel", "mlship.json")
+
+
+def infer_format(uri: str, declared: str = "auto") -> str:
+    """csv or parquet, from the declared format or the URI's extension (a dir reads as parquet)."""
+    if declared != "auto":
+        return declared
+    path = uri.split("?", 1)[0].rstrip("/").lower()
+    if path.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if path.endswith(CSV_SUFFIXES):
+        return "csv"
+    if "://" not in uri and Path(uri).is_dir():
+        return "parquet"
+    raise DataError(f"{uri!r}: cannot tell the format from its name; say csv or parquet")
+
+
+def has_suffix(uri: str) -> bool:
+    """Whether the last path segment of ``uri`` has an extension (a file name, not a dir)."""
+    return "." in uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 def check_replaceable(dest: Path) -> None:

@@ -5,13 +5,19 @@ Every table gets an ``order_id`` text column, as real batch inputs carry a key t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlship.predictor import Predictor
+from mlship.batch import job
+from mlship.batch.job import Tick
+from mlship.batch.options import BatchOptions
+from mlship.batch.report import BatchResult
+from mlship.scoring.predictor import Predictor
 from tests.conftest import OJ_CSV
 
 
@@ -22,7 +28,7 @@ def model_dir(trained_oj: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor(model_dir: Path) -> Predictor:
-    return Predictor.load(model_dir, extra_columns="ignore")
+    return Predictor.load(model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +38,20 @@ def oj() -> pd.DataFrame:
     return frame
 
 
+def run_batch(
+    predictor: Predictor,
+    input_uri: str,
+    output_uri: str,
+    progress: Callable[[Tick], None] | None = None,
+    **options: Any,
+) -> BatchResult:
+    """The local engine, as ``mlship predict`` runs it."""
+    return job.score(predictor, BatchOptions(input_uri, output_uri, **options), progress)
+
+
 def expected_scores(predictor: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     """The in-process reference: the whole frame through the predictor at once."""
-    result = predictor.predict(frame)
+    result = predictor.predict_frame(frame)
     out = pd.DataFrame({"order_id": frame["order_id"].to_numpy(), "prediction": result.predictions})
     assert result.probabilities is not None
     for i, label in enumerate(result.classes):

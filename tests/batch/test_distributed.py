@@ -11,7 +11,7 @@ import pytest
 
 from mlship.config import load_settings
 from mlship.errors import ConfigError, ModelError
-from mlship.predictor import Predictor
+from mlship.scoring.predictor import Predictor
 from tests.conftest import BASE_CONFIG, ENV_DIR, OJ_CSV, run_cli, train_args
 
 
@@ -29,7 +29,7 @@ def test_dask_engine_is_for_lightgbm_only() -> None:
 
 def test_missing_dask_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from mlship.config import DaskConfig
-    from mlship.distributed import fit_on_dask
+    from mlship.training.distributed import fit_on_dask
 
     monkeypatch.setitem(sys.modules, "dask", None)
     monkeypatch.setitem(sys.modules, "dask.array", None)
@@ -44,7 +44,7 @@ def test_train_on_dask_then_score(workdir: Path) -> None:
         *train_args(workdir, "model.name=lightgbm", "model.engine=dask", "model.dask.workers=2")
     )
     assert result.exit_code == 0, result.output
-    predictor = Predictor.load(workdir / "model", extra_columns="ignore")
+    predictor = Predictor.load(workdir / "model")
     assert predictor.info.algorithm == "lightgbm"
     import pickle
 
@@ -53,5 +53,5 @@ def test_train_on_dask_then_score(workdir: Path) -> None:
     assert type(pipeline.named_steps["model"]).__name__ == "LGBMClassifier"  # plain, not Dask
     assert [str(c) for c in pipeline.named_steps["model"].classes_] == ["CH", "MM"]
     truth = pd.read_csv(OJ_CSV)
-    scored = predictor.predict(truth)
+    scored = predictor.predict_frame(truth)
     assert (pd.Series(scored.predictions) == truth["Purchase"]).mean() > 0.8

@@ -8,8 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from benchmarks.generate_data import generate
-from mlship import batch
-from mlship.predictor import Predictor
+from mlship.scoring.predictor import Predictor
+from tests.batch.conftest import run_batch
 from tests.conftest import OJ_CSV
 
 
@@ -44,5 +44,5 @@ def test_rows_look_like_the_source(tmp_path: Path) -> None:
 def test_generated_csv_scores_cleanly(tmp_path: Path, predictor: Predictor) -> None:
     out = tmp_path / "rows.csv"
     generate(pd.read_csv(OJ_CSV), 1500, out, seed=3, chunk_rows=400)
-    result = batch.score(predictor, str(out), str(tmp_path / "scores.parquet"), id_column="row_id")
+    result = run_batch(predictor, str(out), str(tmp_path / "scores.parquet"), id_column="row_id")
     assert (result.rows, result.rejected) == (1500, 0)

@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlship import batch
-from mlship.errors import InputError
-from mlship.predictor import Predictor
-from tests.batch.conftest import assert_same_scores, expected_scores
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import InputError
+from tests.batch.conftest import assert_same_scores, expected_scores, run_batch
 from tests.batch.test_streaming import with_bad_cells, write_csv
 from tests.conftest import run_cli
 from tests.services import S3Service, seaweedfs_s3
@@ -40,7 +39,7 @@ def test_prefix_in_object_out_and_failures_leave_no_key(
     s3.upload("scores", "in/part-a.parquet", tmp_path / "a.parquet")
     s3.upload("scores", "in/part-b.parquet", tmp_path / "b.parquet")
     options = s3.storage_options
-    result = batch.score(
+    result = run_batch(
         predictor, "s3://scores/in/", "s3://scores/out/oj.parquet", batch_rows=128,
         id_column="order_id", storage_options=options,
     )  # fmt: skip
@@ -51,7 +50,7 @@ def test_prefix_in_object_out_and_failures_leave_no_key(
     bad = write_csv(with_bad_cells(oj, {950: ("SalePriceMM", "n/a?")}), tmp_path / "bad.csv")
     s3.upload("scores", "in-bad/oj.csv", bad)
     with pytest.raises(InputError, match=r"oj\.csv line 952, column 'SalePriceMM'"):
-        batch.score(
+        run_batch(
             predictor, "s3://scores/in-bad/oj.csv", "s3://scores/out/bad.parquet",
             batch_rows=100, storage_options=options,
         )  # fmt: skip

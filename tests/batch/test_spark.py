@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlship import batch
-from mlship.errors import DataError, InputError
-from mlship.predictor import Predictor
-from tests.batch.conftest import assert_same_scores
+from mlship.errors import DataError
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import InputError
+from tests.batch.conftest import assert_same_scores, run_batch
 from tests.batch.test_streaming import with_bad_cells, write_csv
 from tests.conftest import ROOT
 
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 
 from pyspark.sql import SparkSession  # noqa: E402
 
-from mlship import spark as spark_engine  # noqa: E402
+from mlship.batch import spark as spark_engine  # noqa: E402
+from mlship.batch import spark_scorer  # noqa: E402
+from mlship.batch.options import BatchOptions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def spark() -> Iterator[SparkSession]:
 
 def local_scores(predictor: Predictor, source: Path, tmp: Path, **options: object) -> pd.DataFrame:
     out = tmp / f"local-{source.name}.parquet"
-    batch.score(predictor, str(source), str(out), id_column="order_id", **options)  # type: ignore[arg-type]
+    run_batch(predictor, str(source), str(out), id_column="order_id", **options)  # type: ignore[arg-type]
     return pd.read_parquet(out)
 
 
@@ -54,7 +56,7 @@ def test_parquet_files_of_unequal_size_match_the_local_engine(
         oj.iloc[start:stop].to_parquet(folder / f"part-{i}.parquet", row_group_size=64)
     out = tmp_path / "spark-out"
     result = spark_engine.score(
-        spark, model_dir, str(folder), str(out), batch_rows=128, id_column="order_id"
+        spark, model_dir, BatchOptions(str(folder), str(out), batch_rows=128, id_column="order_id")
     )
     assert (result.rows, result.scored, result.rejected) == (1070, 1070, 0)
     assert spark.read.parquet(str(folder)).rdd.getNumPartitions() > 3
@@ -66,7 +68,7 @@ def test_csv_split_by_bytes_matches_the_local_engine(
 ) -> None:
     source = write_csv(oj, tmp_path / "oj.csv")
     out = tmp_path / "spark-out.csv"
-    spark_engine.score(spark, model_dir, str(source), str(out), id_column="order_id")
+    spark_engine.score(spark, model_dir, BatchOptions(str(source), str(out), id_column="order_id"))
     assert spark.read.csv(str(source), header=True).rdd.getNumPartitions() > 1
     parts = sorted(out.glob("part-*.csv"))
     scored = pd.concat([pd.read_csv(part) for part in parts], ignore_index=True)
@@ -81,11 +83,11 @@ def test_predictor_is_loaded_once_per_python_worker(
     def probe(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import SparkFiles
 
-        from mlship import spark as engine
+        from mlship.batch import spark_scorer as engine
 
         path = SparkFiles.get(name)
         for frame in frames:
-            engine.cached_predictor(path).predict(frame)
+            engine.cached_predictor(path).predict_frame(frame)
             yield pd.DataFrame({"pid": [os.getpid()], "loads": [engine.LOADS[path]]})
 
     frames = spark.createDataFrame(oj.drop(columns=["order_id"])).repartition(12)
@@ -101,7 +103,9 @@ def test_bad_row_fails_naming_it_and_leaves_nothing(
     source = write_csv(with_bad_cells(oj, {20: ("PriceCH", "1,99")}), tmp_path / "in.csv")
     out = tmp_path / "out" / "scores"
     with pytest.raises(InputError, match=r"in\.csv line 22, column 'PriceCH': expected a number"):
-        spark_engine.score(spark, model_dir, str(source), str(out), id_column="order_id")
+        spark_engine.score(
+            spark, model_dir, BatchOptions(str(source), str(out), id_column="order_id")
+        )
     # Nothing at the output, nor a staging dir beside it.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
@@ -113,12 +117,12 @@ def test_skip_matches_the_local_engine_and_writes_rejects(
     source = tmp_path / "in.parquet"
     with_bad_cells(oj, bad).astype(str).replace({"": None}).to_parquet(source)
     out, rejected = tmp_path / "scores", tmp_path / "rejected"
-    result = spark_engine.score(
-        spark, model_dir, str(source), str(out), id_column="order_id", on_error="skip",
-        rejected_uri=str(rejected),
-    )  # fmt: skip
+    options = BatchOptions(
+        str(source), str(out), id_column="order_id", on_error="skip", rejected_uri=str(rejected)
+    )
+    result = spark_engine.score(spark, model_dir, options)
     assert (result.scored, result.rejected) == (1068, 2)
-    assert [p["row"] for p in result.problems] == [5, 40]
+    assert [p.row for p in result.problems] == [5, 40]
     want = local_scores(predictor, source, tmp_path, on_error="skip")
     assert_same_scores(pd.read_parquet(out), want)
     rows = pd.read_parquet(rejected)
@@ -131,18 +135,20 @@ def test_missing_column_is_a_named_error(
 ) -> None:
     source = write_csv(oj.drop(columns=["LoyalCH"]), tmp_path / "in.csv")
     with pytest.raises(DataError, match="required column\\(s\\) 'LoyalCH' missing"):
-        spark_engine.score(spark, model_dir, str(source), str(tmp_path / "o"))
+        spark_engine.score(spark, model_dir, BatchOptions(str(source), str(tmp_path / "o")))
     with pytest.raises(DataError, match=r"spark: reading .*nowhere"):
-        spark_engine.score(spark, model_dir, str(tmp_path / "nowhere.csv"), str(tmp_path / "o"))
+        spark_engine.score(
+            spark, model_dir, BatchOptions(str(tmp_path / "nowhere.csv"), str(tmp_path / "o"))
+        )
 
 
 def test_spark_submit_entry_point(tmp_path: Path, oj: pd.DataFrame, model_dir: Path) -> None:
-    """``python -m mlship.spark`` is what spark-submit runs: same options as mlship predict."""
+    """``mlship.cli.spark_submit`` is what spark-submit runs: same options as mlship predict."""
     source = write_csv(oj, tmp_path / "in.csv")
     out = tmp_path / "scores.parquet"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     done = subprocess.run(
-        [sys.executable, "-m", "mlship.spark", "--model", str(model_dir), "--input", str(source),
+        [sys.executable, "-m", "mlship.cli.spark_submit", "--model", str(model_dir), "--input", str(source),
          "--output", str(out), "--master", "local[2]", "--id-column", "order_id"],
         capture_output=True, text=True, timeout=300, env=env, cwd=ROOT, check=False,
     )  # fmt: skip
@@ -154,10 +160,10 @@ def test_spark_submit_entry_point(tmp_path: Path, oj: pd.DataFrame, model_dir: P
 def test_split_positions_continue_across_batches() -> None:
     """Rows of a split arrive as one run, possibly over several Arrow batches."""
     seen: dict[tuple[str, int], int] = {}
-    first = spark_engine.split_positions(
+    first = spark_scorer.split_positions(
         np.array(["a", "a", "b", "b", "b"], dtype=object), np.array([0, 0, 0, 0, 64]), seen
     )
-    second = spark_engine.split_positions(
+    second = spark_scorer.split_positions(
         np.array(["b", "c"], dtype=object), np.array([64, 0]), seen
     )
     assert first.tolist() == [0, 1, 0, 1, 0]

@@ -12,10 +12,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from mlship import batch
-from mlship.errors import DataError, InputError
-from mlship.predictor import Predictor
-from tests.batch.conftest import assert_same_scores, expected_scores
+from mlship.batch.frames import from_text
+from mlship.batch.job import Tick
+from mlship.batch.report import REPORTED
+from mlship.errors import DataError
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import InputError
+from tests.batch.conftest import assert_same_scores, expected_scores, run_batch
 from tests.conftest import run_cli
 
 
@@ -40,7 +43,7 @@ def test_csv_and_parquet_score_like_the_predictor_in_process(
     oj.to_parquet(sources["parquet"], row_group_size=200)
     for kind, source in sources.items():
         out = tmp_path / f"out-{kind}.parquet"
-        result = batch.score(predictor, str(source), str(out), batch_rows=97, id_column="order_id")
+        result = run_batch(predictor, str(source), str(out), batch_rows=97, id_column="order_id")
         assert (result.rows, result.scored, result.rejected) == (1070, 1070, 0)
         assert_same_scores(pd.read_parquet(out), want)
 
@@ -59,7 +62,7 @@ def test_directory_and_glob_read_files_in_name_order(
     want = expected_scores(predictor, oj)
     for source in (folder, folder / "part-*.csv"):
         out = tmp_path / "out.csv"
-        batch.score(predictor, str(source), str(out), batch_rows=250, id_column="order_id")
+        run_batch(predictor, str(source), str(out), batch_rows=250, id_column="order_id")
         assert_same_scores(pd.read_csv(out), want, tolerance=1e-12)
 
 
@@ -68,8 +71,8 @@ def test_batch_size_does_not_change_the_output(
 ) -> None:
     source = write_csv(oj, tmp_path / "in.csv")
     small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
-    batch.score(predictor, str(source), str(small), batch_rows=7, id_column="order_id")
-    batch.score(predictor, str(source), str(large), batch_rows=100_000, id_column="order_id")
+    run_batch(predictor, str(source), str(small), batch_rows=7, id_column="order_id")
+    run_batch(predictor, str(source), str(large), batch_rows=100_000, id_column="order_id")
     assert_same_scores(pd.read_parquet(small), pd.read_parquet(large))
     assert pq.ParquetFile(small).metadata.num_row_groups == 153  # written as it went
 
@@ -77,8 +80,8 @@ def test_batch_size_does_not_change_the_output(
 def test_progress_reaches_the_total(tmp_path: Path, oj: pd.DataFrame, predictor: Predictor) -> None:
     source = tmp_path / "in.parquet"
     oj.to_parquet(source)
-    ticks: list[batch.Tick] = []
-    batch.score(
+    ticks: list[Tick] = []
+    run_batch(
         predictor, str(source), str(tmp_path / "o.parquet"), batch_rows=300, progress=ticks.append
     )
     assert [t.rows for t in ticks] == [300, 600, 900, 1070]
@@ -113,7 +116,7 @@ def test_failed_job_keeps_the_previous_output(
     out.write_text("previous result\n")
     source = write_csv(with_bad_cells(oj, {1000: ("LoyalCH", "high")}), tmp_path / "in.csv")
     with pytest.raises(InputError, match=r"line 1002, column 'LoyalCH'"):
-        batch.score(predictor, str(source), str(out), batch_rows=50)
+        run_batch(predictor, str(source), str(out), batch_rows=50)
     assert out.read_text() == "previous result\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "scores.csv"]
 
@@ -153,10 +156,10 @@ def test_skip_finds_every_bad_row_when_a_batch_has_many(
     bad = {row: ("PriceDiff", "n/a?") for row in range(100, 1070, 7)}  # 139 bad rows
     source = write_csv(with_bad_cells(oj, bad), tmp_path / "in.csv")
     out = tmp_path / "scores.parquet"
-    result = batch.score(predictor, str(source), str(out), on_error="skip", id_column="order_id")
+    result = run_batch(predictor, str(source), str(out), on_error="skip", id_column="order_id")
     assert result.rejected == len(bad) == 139
-    assert len(result.problems) == batch.REPORTED
-    assert [p["line"] for p in result.problems] == [102, 109, 116, 123, 130]
+    assert len(result.problems) == REPORTED
+    assert [p.line for p in result.problems] == [102, 109, 116, 123, 130]
     scored = pd.read_parquet(out)
     assert set(scored["order_id"]) == set(oj.drop(index=list(bad))["order_id"])
 
@@ -185,9 +188,9 @@ def test_malformed_line_fails_or_is_skipped(
     with pytest.raises(
         DataError, match=f"malformed line \\(expected {width} fields, got {width + 1}\\)"
     ):
-        batch.score(predictor, str(source), str(tmp_path / "o.parquet"))
+        run_batch(predictor, str(source), str(tmp_path / "o.parquet"))
     assert not (tmp_path / "o.parquet").exists()
-    result = batch.score(predictor, str(source), str(tmp_path / "o.parquet"), on_error="skip")
+    result = run_batch(predictor, str(source), str(tmp_path / "o.parquet"), on_error="skip")
     assert (result.scored, result.rejected) == (1069, 1)
 
 
@@ -202,11 +205,11 @@ def test_object_store_output_appears_only_when_complete(
     with fs.open(f"{root}/in-bad/oj.csv", "w") as handle:
         broken.to_csv(handle, index=False)
     try:
-        batch.score(predictor, f"{root}/in", f"{root}/out/scores.parquet", batch_rows=100)
+        run_batch(predictor, f"{root}/in", f"{root}/out/scores.parquet", batch_rows=100)
         with fs.open(f"{root}/out/scores.parquet", "rb") as handle:
             assert len(pd.read_parquet(handle)) == 1070
         with pytest.raises(InputError, match="line 702"):
-            batch.score(predictor, f"{root}/in-bad", f"{root}/out/bad.parquet", batch_rows=100)
+            run_batch(predictor, f"{root}/in-bad", f"{root}/out/bad.parquet", batch_rows=100)
         assert fs.ls(f"{root}/out", detail=False) == [f"/mlship-{id(oj)}/out/scores.parquet"]
     finally:
         fs.rm(root, recursive=True)
@@ -222,7 +225,7 @@ def test_csv_text_is_read_as_training_read_it(
     text["PriceCH"] = oj["PriceCH"].map(lambda v: f"{v:.6f}")
     source = write_csv(text, tmp_path / "in.csv")
     out = tmp_path / "o.parquet"
-    batch.score(predictor, str(source), str(out), id_column="order_id")
+    run_batch(predictor, str(source), str(out), id_column="order_id")
     assert_same_scores(pd.read_parquet(out), expected_scores(predictor, oj))
 
 
@@ -235,7 +238,7 @@ def test_from_text_converts_cells_like_read_csv(predictor: Predictor) -> None:
         },
         dtype=object,
     )
-    out = batch.from_text(frame, predictor)
+    out = from_text(frame, predictor)
     assert out["StoreID"].tolist() == ["7", None, "7", "A", None, "1", "2.5", "True"]
     assert out["PriceCH"].tolist() == [
         "1.5",
@@ -255,6 +258,6 @@ def test_empty_input_writes_an_empty_output(
 ) -> None:
     source = write_csv(oj.head(0), tmp_path / "in.csv")
     out = tmp_path / "o.parquet"
-    result = batch.score(predictor, str(source), str(out), id_column="order_id")
+    result = run_batch(predictor, str(source), str(out), id_column="order_id")
     assert result.rows == 0
     assert list(pd.read_parquet(out).columns) == ["order_id", "prediction", "proba_CH", "proba_MM"]

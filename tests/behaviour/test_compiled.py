@@ -5,17 +5,22 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-from mlship.compile import compile_onnx
 from mlship.config import load_settings
-from mlship.data import prepare, split
 from mlship.errors import ModelError
-from mlship.pipeline import build_pipeline
-from mlship.predictor import PARITY_FILE, Predictor
+from mlship.model.layout import PARITY as PARITY_FILE
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import InputError
+from mlship.training import compile as compile_module
+from mlship.training.compile import compile_onnx
+from mlship.training.data import prepare, split
+from mlship.training.pipeline import build_pipeline
 from tests.conftest import BASE_CONFIG, ENV_DIR, OJ_CSV, ROOT
 
 pytestmark = pytest.mark.slow
@@ -51,39 +56,57 @@ def test_converted_regressor_matches_sklearn(tmp_path: Path) -> None:
     assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-4
 
 
+class MajorityClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier no converter knows: conversion must fail, whatever skl2onnx supports."""
+
+    def fit(self, x: Any, y: Any) -> MajorityClassifier:  # noqa: ARG002  (sklearn API)
+        self.classes_, counts = np.unique(np.asarray(y), return_counts=True)
+        self.prior_ = counts / counts.sum()
+        return self
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return np.tile(self.prior_, (len(x), 1))
+
+    def predict(self, x: Any) -> np.ndarray:
+        return self.classes_[self.predict_proba(x).argmax(axis=1)]
+
+
 def test_unconvertible_model_is_reported_not_raised(tmp_path: Path) -> None:
-    model, ds, parts, settings = fitted("hist_gradient_boosting")
+    model, ds, parts, settings = fitted("logistic_regression")
+    model.steps[-1] = ("model", MajorityClassifier().fit(None, parts.y_train))
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, parts.x_test, tmp_path)
     assert not report.passed and report.reason.startswith("conversion unsupported")
     assert not (tmp_path / "model.onnx").exists()
     assert json.loads((tmp_path / "onnx_parity.json").read_text())["passed"] is False
 
 
-def test_parity_failure_is_reported(tmp_path: Path) -> None:
-    # Random forests compare float32 inputs to float32 thresholds in ONNX: rows on a split
-    # boundary can take the other branch, so this one fails the 1e-5 bar on OJ prices.
-    model, ds, parts, settings = fitted("random_forest")
+def test_parity_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ONNX computes in float32, so its probabilities differ from scikit-learn's by more than
+    # zero: with a zero tolerance the same model must fail, and say by how much.
+    monkeypatch.setattr(compile_module, "PROBA_TOLERANCE", 0.0)
+    model, ds, parts, settings = fitted("logistic_regression")
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, parts.x_test, tmp_path)
     assert not report.passed
-    assert report.max_abs_diff is not None and report.max_abs_diff > 1e-5
+    assert report.max_abs_diff is not None and report.max_abs_diff > 0
     assert "limit" in report.reason
+    assert json.loads((tmp_path / "onnx_parity.json").read_text())["passed"] is False
 
 
 def test_runtimes_agree_on_every_oj_row(trained_oj: Path) -> None:
     frame = pd.read_csv(OJ_CSV)
-    onnx = Predictor.load(trained_oj / "model", extra_columns="ignore", runtime="onnx")
-    sk = Predictor.load(trained_oj / "model", extra_columns="ignore", runtime="sklearn")
-    auto = Predictor.load(trained_oj / "model", extra_columns="ignore")
+    onnx = Predictor.load(trained_oj / "model", runtime="onnx")
+    sk = Predictor.load(trained_oj / "model", runtime="sklearn")
+    auto = Predictor.load(trained_oj / "model")
     assert (onnx.runtime, sk.runtime, auto.runtime) == ("onnx", "sklearn", "onnx")
-    a, b = onnx.predict(frame), sk.predict(frame)
+    a, b = onnx.predict_frame(frame), sk.predict_frame(frame)
     assert a.probabilities is not None and b.probabilities is not None
     assert np.abs(a.probabilities - b.probabilities).max() <= 1e-5
     assert a.predictions == b.predictions
     bad = frame.head(3).assign(PriceCH=["x", 1.0, None])
-    with pytest.raises(Exception) as onnx_error:
-        onnx.predict(bad)
-    with pytest.raises(Exception) as sk_error:
-        sk.predict(bad)
+    with pytest.raises(InputError) as onnx_error:
+        onnx.predict_frame(bad)
+    with pytest.raises(InputError) as sk_error:
+        sk.predict_frame(bad)
     assert str(onnx_error.value) == str(sk_error.value)  # one validation path
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, run_cli, train_args
@@ -71,13 +72,49 @@ def test_flipping_loyalty_moves_probability_the_right_way(trained_oj: Path) -> N
     """Directional expectation: more Citrus Hill loyalty -> lower P(MM)."""
     import pandas as pd
 
-    from mlship.predictor import Predictor
+    from mlship.scoring.predictor import Predictor
 
-    predictor = Predictor.load(trained_oj / "model", extra_columns="ignore")
+    predictor = Predictor.load(trained_oj / "model")
     row = pd.read_csv(ROOT / "data" / "oj.csv").head(1)
     low, high = row.assign(LoyalCH=0.1), row.assign(LoyalCH=0.9)
-    p_low = predictor.predict(low).probabilities
-    p_high = predictor.predict(high).probabilities
+    p_low = predictor.predict_frame(low).probabilities
+    p_high = predictor.predict_frame(high).probabilities
     assert p_low is not None and p_high is not None
     mm = predictor.info.classes.index("MM")
     assert p_high[0, mm] < p_low[0, mm] - 0.2
+
+
+def test_fields_the_model_does_not_use_do_not_move_the_score(trained_oj: Path) -> None:
+    """Invariance: the target, a dropped column and extra fields are ignored, not scored."""
+    import pandas as pd
+
+    from mlship.scoring.predictor import Predictor
+
+    predictor = Predictor.load(trained_oj / "model")
+    rows = pd.read_csv(ROOT / "data" / "oj.csv").head(50)
+    base = predictor.predict_frame(rows.drop(columns=["Purchase", "STORE"]))
+    changed = rows.assign(Purchase="MM", STORE=0, Comment="anything")
+    moved = predictor.predict_frame(changed)
+    assert base.probabilities is not None and moved.probabilities is not None
+    assert np.array_equal(base.probabilities, moved.probabilities)
+
+
+def test_a_larger_discount_on_minute_maid_raises_p_mm(trained_oj: Path) -> None:
+    """Direction: the sale price of MM falling against CH's makes MM more likely."""
+    import pandas as pd
+
+    from mlship.scoring.predictor import Predictor
+
+    predictor = Predictor.load(trained_oj / "model")
+    rows = pd.read_csv(ROOT / "data" / "oj.csv").head(100)
+    cheaper = rows.assign(
+        DiscMM=rows["DiscMM"] + 0.3,
+        SalePriceMM=rows["SalePriceMM"] - 0.3,
+        PriceDiff=rows["PriceDiff"] - 0.3,
+    )
+    mm = predictor.info.classes.index("MM")
+    before = predictor.predict_frame(rows).probabilities
+    after = predictor.predict_frame(cheaper).probabilities
+    assert before is not None and after is not None
+    assert (after[:, mm] >= before[:, mm] - 1e-9).mean() >= 0.95
+    assert after[:, mm].mean() > before[:, mm].mean() + 0.02

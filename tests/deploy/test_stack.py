@@ -247,9 +247,8 @@ def test_scorer_built_from_the_registry_answers(
     assert state["Config"]["User"] == "10001"
 
 
-def test_vertex_spec_routes_reach_the_scorer(
-    stack: Stack, trained: Trained, records: list[dict[str, Any]]
-) -> None:
+@pytest.mark.usefixtures("stack", "trained")
+def test_vertex_spec_routes_reach_the_scorer(records: list[dict[str, Any]]) -> None:
     """Run the scorer as Vertex AI would from deploy/vertex/model.json's containerSpec."""
     spec = json.loads((DEPLOY / "vertex" / "model.json").read_text())["containerSpec"]
     port = spec["ports"][0]["containerPort"]

@@ -222,10 +222,10 @@ def test_server_run_exported_model_dir(server_run: Trained, mlflow_server_url: s
     assert not [p for p in server_run.workdir.iterdir() if p.name.startswith(".model.")]
 
     # The exported dir is a working model: it scores rows of the training table.
-    from mlship.predictor import Predictor
+    from mlship.scoring.predictor import Predictor
 
     rows = pd.read_csv(OJ_CSV).head(5).drop(columns=["Purchase"])
-    scored = Predictor.load(model_dir, extra_columns="ignore").predict(rows)
+    scored = Predictor.load(model_dir).predict_frame(rows)
     assert len(scored.predictions) == 5
     assert set(map(str, scored.predictions)) <= {"CH", "MM"}
     assert scored.probabilities is not None
@@ -323,8 +323,9 @@ def test_s3_secret_is_not_recorded(
     [f"s3://{BUCKET}/data/missing.csv", "s3://mlship-no-such-bucket/oj.csv"],
     ids=["missing-key", "missing-bucket"],
 )
+@pytest.mark.usefixtures("s3_uri")
 def test_missing_s3_object_is_one_clear_error(
-    workdir: Path, s3_service: S3Service, s3_uri: str, uri: str
+    workdir: Path, s3_service: S3Service, uri: str
 ) -> None:
     cli = run_cli(*train_args(workdir, f"data.uri={uri}", _storage_options(s3_service)))
     assert cli.exit_code == 1, cli.output

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from mlship.config import Settings, load_settings
-from mlship.data import fingerprint, infer_format, prepare, read_table, sample, split
 from mlship.errors import DataError
+from mlship.training.data import fingerprint, infer_format, prepare, read_table, sample, split
 from tests.conftest import BASE_CONFIG, ENV_DIR, OJ_CSV
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from mlship.config import ModelConfig, Task
 from mlship.errors import ModelError
-from mlship.pipeline import REGISTRY, build_pipeline, make_estimator
+from mlship.training.pipeline import REGISTRY, build_pipeline, make_estimator
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

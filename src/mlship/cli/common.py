@@ -1,0 +1,71 @@
+"""What every command shares: consoles, the one-line error guard, config options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlship.config import DEFAULT_CONFIG, DEFAULT_ENV_DIR
+from mlship.errors import MlshipError
+
+console = Console(stderr=True)
+out = Console()
+state: dict[str, bool] = {"debug": False}
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Base YAML config file.", show_default=True)
+]
+EnvOpt = Annotated[
+    str | None,
+    typer.Option("--env", "-e", envvar="MLSHIP_ENV", help="Overlay configs/env/<ENV>.yaml."),
+]
+EnvDirOpt = Annotated[Path, typer.Option("--env-dir", help="Folder of environment overlays.")]
+OverridesArg = Annotated[
+    list[str] | None, typer.Argument(help="Overrides as key.sub=value (YAML values).")
+]
+__all__ = ["DEFAULT_CONFIG", "DEFAULT_ENV_DIR"]
+
+
+def error_line(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A plain line on stderr, printed as given (no markup, no highlighting)."""
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command body; our errors become one red line (plus a few located ones) and exit 1."""
+    try:
+        return action()
+    except MlshipError as exc:
+        if state["debug"]:
+            raise
+        error_line(str(exc))
+        for line in also_lines(exc):
+            note(f"  also: {line}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+
+
+def also_lines(exc: MlshipError, most: int = 4) -> list[str]:
+    """Up to ``most`` problems after the first, as lines (located in files where known)."""
+    located = getattr(exc, "located", None)
+    if located:
+        return [p.describe() for p in located[1 : most + 1]]
+    problems = getattr(exc, "problems", None) or []
+    return [p.line() for p in problems[1 : most + 1]]
+
+
+def load_settings(config: Path, env: str | None, overrides: list[str] | None, env_dir: Path) -> Any:
+    from mlship.config import load_settings as load
+
+    return load(config, env, overrides or [], env_dir)

@@ -1,0 +1,59 @@
+"""``mlship train``."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from mlship.cli.common import (
+    DEFAULT_CONFIG,
+    DEFAULT_ENV_DIR,
+    ConfigOpt,
+    EnvDirOpt,
+    EnvOpt,
+    OverridesArg,
+    console,
+    guarded,
+    load_settings,
+    out,
+)
+
+
+def train(
+    overrides: OverridesArg = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    env: EnvOpt = None,
+    env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
+) -> None:
+    """Train the configured model, track the run in MLflow, register and save it."""
+
+    def body() -> None:
+        settings = load_settings(config, env, overrides, env_dir)
+        from mlship.registry.tracking import quiet_mlflow
+        from mlship.training import job
+
+        quiet_mlflow()
+        with console.status("starting", spinner="dots") as status:
+
+            def step(message: str) -> None:
+                console.log(message)
+                status.update(message)
+
+            result = job.run(settings, env=env, config_path=config, progress=step)
+        table = Table(title=f"{settings.tracking.registered_model} v{result.registered.version}")
+        table.add_column("metric")
+        table.add_column("holdout", justify="right")
+        for name, value in result.metrics.items():
+            table.add_row(name, f"{value:.4f}")
+        out.print(table)
+        summary = Table(show_header=False, box=None)
+        summary.add_row("run id", result.registered.run_id)
+        summary.add_row(
+            "model",
+            f"{result.registered.name} v{result.registered.version} (@{settings.tracking.alias})",
+        )
+        summary.add_row("model dir", str(result.model_dir))
+        summary.add_row("tracking", result.tracking_uri)
+        summary.add_row("rows", f"{result.rows_train:,} train / {result.rows_test:,} holdout")
+        out.print(summary)
+
+    guarded(body)

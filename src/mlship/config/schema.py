@@ -1,0 +1,167 @@
+"""The training settings' schema: strict, frozen, every key with a default and a description.
+
+Validated once, after every layer is merged (``mlship.config.layers``), so an error names the
+final key.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_CONFIG = Path("configs/base.yaml")
+DEFAULT_ENV_DIR = Path("configs/env")
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+
+
+class _Strict(BaseModel):
+    """Frozen and closed: a typo in a key is an error, not a silently ignored setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Task(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] | None = Field(
+        default=None,
+        description="Numeric feature columns. Null: every column not listed elsewhere whose "
+        "dtype is numeric.",
+    )
+    categorical: list[str] | None = Field(
+        default=None,
+        description="Categorical feature columns. Null: every non-numeric column not listed "
+        "elsewhere. Listed numeric codes (store ids) are treated as categories.",
+    )
+    drop: list[str] = Field(
+        default_factory=list, description="Columns to ignore (ids, leaks, duplicates)."
+    )
+
+
+class SampleConfig(_Strict):
+    fraction: float | None = Field(
+        default=None, gt=0, le=1, description="Keep this fraction of rows (seeded)."
+    )
+    rows: int | None = Field(default=None, gt=0, description="Keep at most this many rows.")
+    seed: int = Field(default=42, description="Seed of the sample.")
+
+
+class DataConfig(_Strict):
+    uri: str = Field(
+        description="Where the training table lives: a local path or any fsspec URI "
+        "(s3://, gs://, abfs://, https://)."
+    )
+    format: Literal["auto", "csv", "parquet"] = Field(
+        default="auto", description="File format; auto picks by extension."
+    )
+    target: str = Field(description="The column to predict.")
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    sample: SampleConfig | None = Field(
+        default=None, description="Optional down-sampling before the split."
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to fsspec (e.g. endpoint_url for an S3-compatible store).",
+    )
+
+
+class SplitConfig(_Strict):
+    test_size: float = Field(default=0.2, gt=0, lt=1, description="Holdout fraction.")
+    seed: int = Field(default=42, description="Seed of the split and of seeded estimators.")
+    stratify: bool = Field(
+        default=True, description="Stratify the split by class (classification only)."
+    )
+    cv_folds: int = Field(
+        default=0, ge=0, description="k-fold cross-validation on the training part; 0 skips it."
+    )
+
+    @model_validator(mode="after")
+    def _folds(self) -> SplitConfig:
+        if self.cv_folds == 1:
+            raise ValueError("cv_folds must be 0 (off) or at least 2")
+        return self
+
+
+class DaskConfig(_Strict):
+    address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786). Null: start a "
+        "local cluster on this machine for the fit.",
+    )
+    workers: int = Field(default=2, ge=1, description="Workers of the local cluster.")
+    threads_per_worker: int = Field(default=1, ge=1, description="Threads per local worker.")
+
+
+class ModelConfig(_Strict):
+    name: str = Field(
+        default="logistic_regression",
+        description="Estimator from the registry: logistic_regression, random_forest, "
+        "hist_gradient_boosting, lightgbm, ridge.",
+    )
+    params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Estimator keyword arguments per algorithm, e.g. params.lightgbm.num_leaves. "
+        "Only the entry of model.name is used, so switching model.name keeps each "
+        "algorithm's settings.",
+    )
+
+    engine: Literal["local", "dask"] = Field(
+        default="local",
+        description="Where the estimator is fitted: local (in this process) or dask (LightGBM "
+        "across a Dask cluster; model.name must be lightgbm). The saved model is the same kind.",
+    )
+    dask: DaskConfig = Field(default_factory=DaskConfig, description="model.engine dask only.")
+
+    @model_validator(mode="after")
+    def _engine(self) -> ModelConfig:
+        if self.engine == "dask" and self.name != "lightgbm":
+            raise ValueError(
+                f"model.engine dask trains lightgbm only (model.name is {self.name!r})"
+            )
+        return self
+
+    def chosen_params(self) -> dict[str, Any]:
+        """The keyword arguments of the selected algorithm."""
+        return dict(self.params.get(self.name) or {})
+
+
+class TrackingConfig(_Strict):
+    uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        description="MLflow tracking URI. Null or unset in the files: MLFLOW_TRACKING_URI if "
+        f"set, else an embedded SQLite store ({DEFAULT_TRACKING_URI}); resolved before "
+        "validation, so the effective URI is what `config show` prints and the run logs.",
+    )
+    experiment: str = Field(description="MLflow experiment name.")
+    run_name: str | None = Field(default=None, description="Run name; null lets MLflow pick one.")
+    registered_model: str = Field(description="Registry name; each run adds a version.")
+    alias: str = Field(default="candidate", description="Alias set on each new version.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra run tags.")
+
+
+class OutputConfig(_Strict):
+    model_dir: Path = Field(
+        description="Where the saved MLflow model directory is written (atomically)."
+    )
+
+
+class Settings(_Strict):
+    """The whole training job, as validated after all layers are merged."""
+
+    task: Task = Field(default=Task.classification, description="classification or regression.")
+    positive_class: str | None = Field(
+        default=None,
+        description="Binary classification: the label scored as positive (ROC/PR curves, "
+        "precision, recall). Null: the last label in sorted order.",
+    )
+    data: DataConfig
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    tracking: TrackingConfig
+    output: OutputConfig

@@ -1,0 +1,1 @@
+"""Deployable artifacts built from a saved model: the scoring image (and the VM bundle)."""

@@ -1,0 +1,182 @@
+"""Read a saved model dir into a typed ``SavedModel``, checking its format before anything else.
+
+We read the ``MLmodel`` file (YAML) directly rather than through ``mlflow.pyfunc``, so the
+scoring image needs neither MLflow nor its dependency tree. The fields read (flavor ``sklearn``
+with ``pickled_model`` and ``serialization_format``, ``signature.inputs``, ``metadata``,
+``run_id``) are MLflow's documented model format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mlship.errors import ModelError
+from mlship.model import layout
+from mlship.model.parity import ParityReport, read_parity
+
+Runtime = Literal["auto", "onnx", "sklearn"]
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of the model, as its signature and training metadata describe it."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity and training facts of a saved model, for replies, metadata and image labels."""
+
+    name: str
+    version: str
+    run_id: str
+    task: str
+    target: str
+    algorithm: str
+    classes: list[str]
+    positive_class: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    format_version: int = layout.FORMAT_VERSION
+    mlship_version: str = ""
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def check_runtime(name: str) -> Runtime:
+    """A runtime name, or a one-line error listing the choices."""
+    if name not in layout.RUNTIMES:
+        raise ModelError(f"runtime {name!r}: choose one of {', '.join(layout.RUNTIMES)}")
+    return name  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model dir whose format is known, with its signature and identity read once."""
+
+    root: Path
+    columns: list[Column]
+    info: ModelInfo
+    flavor: dict[str, Any]
+    parity: ParityReport | None
+
+    @classmethod
+    def open(cls, path: Path | str) -> SavedModel:
+        """Read ``path``; a dir that is not a model dir, or of an unknown format, is refused."""
+        root = Path(path)
+        if not root.is_dir():
+            raise ModelError(f"model dir {root} does not exist")
+        spec = _read_mlmodel(root)
+        extra = _read_info(root)
+        meta = spec.get("metadata") or {}
+        inputs = (spec.get("signature") or {}).get("inputs")
+        if not inputs:
+            raise ModelError(f"{root}/{layout.MLMODEL} has no input signature")
+        categorical = set(meta.get("categorical") or [])
+        nullable = set(meta.get("nullable") or [])
+        columns: list[Column] = [
+            Column(
+                name=item["name"],
+                kind="categorical"
+                if item["name"] in categorical or item.get("type") not in NUMERIC_TYPES
+                else "numeric",
+                nullable=item["name"] in nullable,
+            )
+            for item in json.loads(inputs)
+        ]
+        info = ModelInfo(
+            name=str(extra.get("name", root.name)),
+            version=str(extra.get("version", "")),
+            run_id=str(extra.get("run_id", spec.get("run_id", ""))),
+            task=str(meta.get("task", "classification")),
+            target=str(meta.get("target", "")),
+            algorithm=str(meta.get("algorithm", "")),
+            classes=[str(c) for c in meta.get("classes") or []],
+            positive_class=meta.get("positive_class"),
+            metrics={k: float(v) for k, v in (extra.get("metrics") or {}).items()},
+            format_version=int(extra.get("format_version", 0)),
+            mlship_version=str(extra.get("mlship_version", "")),
+            ignored_columns=[str(c) for c in meta.get("ignored") or []],
+        )
+        return cls(root, columns, info, spec["flavors"]["sklearn"], read_parity(root))
+
+    @property
+    def onnx_ready(self) -> bool:
+        """The compiled twin exists and passed its parity check at training time."""
+        return bool(self.parity and self.parity.passed) and (self.root / layout.ONNX).is_file()
+
+    def serving_runtime(self, requested: Runtime) -> Runtime:
+        """The runtime a request resolves to: ``auto`` is ONNX exactly when it is ready."""
+        if requested == "onnx" and not self.onnx_ready:
+            report = self.parity
+            why = "no compiled model" if report is None else f"parity failed: {report.reason}"
+            raise ModelError(f"runtime onnx: {self.root} cannot use ONNX ({why}); use sklearn")
+        if requested == "auto":
+            return "onnx" if self.onnx_ready else "sklearn"
+        return requested
+
+    def load_estimator(self) -> Any:
+        """Unpickle (or skops-load) the fitted pipeline. Only call on a dir you trust."""
+        path = self.root / self.flavor.get("pickled_model", "model.pkl")
+        fmt = self.flavor.get("serialization_format", "pickle")
+        if not path.is_file():
+            raise ModelError(f"model dir {self.root}: {path.name} is missing")
+        if fmt == "skops":  # MLflow's default format, for models logged by other tooling
+            try:
+                import skops.io
+            except ImportError:
+                raise ModelError(
+                    f"model dir {self.root}: saved with skops, which is not installed"
+                ) from None
+            return skops.io.load(path, trusted=self.flavor.get("skops_trusted_types") or [])
+        if fmt in ("pickle", "cloudpickle"):
+            import pickle
+
+            with path.open("rb") as handle:
+                return pickle.load(handle)
+        raise ModelError(f"model dir {self.root}: unsupported serialization_format {fmt!r}")
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / layout.MLMODEL).is_file()
+
+
+def _read_mlmodel(root: Path) -> dict[str, Any]:
+    mlmodel = root / layout.MLMODEL
+    if not mlmodel.is_file():
+        raise ModelError(f"{root} is not a saved model dir (no {layout.MLMODEL} file)")
+    try:
+        loaded = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{mlmodel}: not valid YAML ({type(exc).__name__})") from None
+    if not isinstance(loaded, dict) or "sklearn" not in (loaded.get("flavors") or {}):
+        raise ModelError(f"{mlmodel}: not a scikit-learn MLflow model")
+    return loaded
+
+
+def _read_info(root: Path) -> dict[str, Any]:
+    """``mlship.json``; its ``format_version`` must be one this mlship knows."""
+    path = root / layout.INFO
+    if not path.is_file():
+        return {}
+    try:
+        info: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    version = info.get("format_version", 0)
+    if not isinstance(version, int) or version not in layout.KNOWN_FORMATS:
+        newest = max(layout.KNOWN_FORMATS)
+        raise ModelError(
+            f"{root}: model format {version!r} is not known to this mlship (reads up to "
+            f"{newest}); upgrade mlship or re-export the model"
+        )
+    return info

@@ -1,0 +1,108 @@
+"""Runtimes that turn validated columns into probabilities or values.
+
+``SklearnBackend`` runs the fitted pipeline (every model); ``OnnxBackend`` runs the compiled
+twin in onnxruntime (~15 us a row instead of ~2 ms) when its parity report passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from mlship.errors import ModelError
+from mlship.model import layout
+from mlship.model.saved import Runtime, SavedModel
+from mlship.scoring.columns import Columns
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Backend(Protocol):
+    """What a runtime must do with validated columns."""
+
+    name: str
+
+    def probabilities(self, columns: Columns) -> np.ndarray: ...
+
+    def values(self, columns: Columns) -> np.ndarray: ...
+
+
+class SklearnBackend:
+    """The fitted scikit-learn pipeline; it selects columns by name, so it gets a DataFrame."""
+
+    name = "sklearn"
+
+    def __init__(self, estimator: Any, column_names: list[str]) -> None:
+        self.estimator = estimator
+        self.column_names = column_names
+
+    def _frame(self, columns: Columns) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(columns, columns=self.column_names, copy=False)
+
+    def probabilities(self, columns: Columns) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(self._frame(columns)), dtype=np.float64)
+
+    def values(self, columns: Columns) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self._frame(columns)), dtype=np.float64)
+
+
+class OnnxBackend:
+    """The compiled graph in onnxruntime: one input per column, shaped (rows, 1)."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, numeric: list[str], categorical: list[str], threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.numeric = numeric
+        self.categorical = categorical
+        outputs = [o.name for o in self.session.get_outputs()]
+        self._proba = "probabilities" if "probabilities" in outputs else outputs[-1]
+        self._value = outputs[0]
+
+    def _feeds(self, columns: Columns) -> dict[str, np.ndarray]:
+        feeds = {c: columns[c].astype(np.float32).reshape(-1, 1) for c in self.numeric}
+        feeds |= {c: columns[c].reshape(-1, 1) for c in self.categorical}
+        return feeds
+
+    def probabilities(self, columns: Columns) -> np.ndarray:
+        out = self.session.run([self._proba], self._feeds(columns))[0]
+        return np.asarray(out, dtype=np.float64)
+
+    def values(self, columns: Columns) -> np.ndarray:
+        out = self.session.run([self._value], self._feeds(columns))[0]
+        return np.asarray(out, dtype=np.float64).ravel()
+
+
+def load_backend(saved: SavedModel, runtime: Runtime, threads: int) -> Backend:
+    """The backend ``runtime`` resolves to for ``saved`` (``auto``: ONNX when ready)."""
+    chosen = saved.serving_runtime(runtime)
+    if chosen == "onnx":
+        numeric = [c.name for c in saved.columns if c.kind == "numeric"]
+        categorical = [c.name for c in saved.columns if c.kind == "categorical"]
+        try:
+            return OnnxBackend(saved.root / layout.ONNX, numeric, categorical, threads)
+        except ImportError:
+            if runtime == "onnx":
+                raise ModelError("runtime onnx: onnxruntime is not installed") from None
+    try:
+        estimator = saved.load_estimator()
+    except ImportError as exc:
+        raise ModelError(
+            f"runtime sklearn: cannot load {saved.root} ({exc}); this install has no "
+            "scikit-learn, and the model has no ONNX twin that passed parity"
+        ) from None
+    return SklearnBackend(estimator, [c.name for c in saved.columns])

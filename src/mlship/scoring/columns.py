@@ -1,0 +1,174 @@
+"""Column coercion shared by training and scoring, so both see features the same way.
+
+Numeric features become float64: a missing value is NaN, which the imputer fills (never an
+integer-column rejection). Categorical features become Python strings, and a missing category
+is the empty string: ONNX string tensors cannot hold NaN, and using one marker everywhere
+keeps the scikit-learn and ONNX runtimes identical. An integral number given for a categorical
+column (``7`` or ``7.0``) becomes ``"7"``, as the category was spelled when the model was
+trained from a CSV of integers.
+
+These functions work on numpy arrays so the scoring hot path needs no pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Columns = dict[str, np.ndarray]
+MISSING_CATEGORY = ""
+_UNREPRESENTABLE = (dict, list, tuple, set)
+# What pandas.read_csv reads as missing by default: CSV text means what it meant in training.
+# fmt: off
+NA_TEXT = frozenset((
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+))
+# fmt: on
+BOOL_TEXT = {"True": "True", "TRUE": "True", "true": "True"} | {
+    "False": "False",
+    "FALSE": "False",
+    "false": "False",
+}
+
+
+def category_text(value: Any) -> str | None:
+    """One categorical value as the model saw it in training; None if it cannot be one."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return MISSING_CATEGORY
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return MISSING_CATEGORY
+        return str(int(value)) if float(value).is_integer() else str(float(value))
+    if isinstance(value, _UNREPRESENTABLE):
+        return None
+    return str(value)
+
+
+def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Strings (object array) and a mask of cells that cannot be a category (lists, objects)."""
+    cells = values.tolist()
+    bad = np.zeros(len(values), dtype=bool)
+    kinds = set(map(type, cells))
+    if kinds <= {str}:  # the common cases, at C speed
+        return np.asarray(values, dtype=object), bad
+    if kinds <= {int}:
+        out = np.empty(len(cells), dtype=object)
+        out[:] = list(map(str, cells))
+        return out, bad
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(cells):
+        text = category_text(value)
+        if text is None:
+            bad[i] = True
+            text = MISSING_CATEGORY
+        out[i] = text
+    return out, bad
+
+
+def _number(value: Any) -> float | None:
+    """A float for one cell; NaN for missing; None when it is present but not a number."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return math.nan
+        try:
+            return float(text)
+        except (ValueError, OverflowError):
+            return None
+    if isinstance(value, _UNREPRESENTABLE):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values and a mask of cells that are present but not numbers.
+
+    Missing cells (None, NaN, empty string) become NaN and are not flagged here; whether a
+    column may be missing is the predictor's decision.
+    """
+    if values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+    try:
+        return np.asarray(values, dtype=np.float64), np.zeros(len(values), dtype=bool)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    out = np.empty(len(values), dtype=np.float64)
+    bad = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values.tolist()):
+        number = _number(value)
+        if number is None:
+            bad[i] = True
+            number = math.nan
+        out[i] = number
+    return out, bad
+
+
+def text_cells(values: np.ndarray, kind: str) -> np.ndarray:
+    """CSV text cells typed as ``pandas.read_csv`` typed the training data, cell by cell.
+
+    Missing markers become None. Numeric cells stay text for ``to_numeric`` (which reports the
+    ones that are not numbers). Categorical cells that are numbers take training's spelling
+    (``"7.0"`` -> ``"7"``) and booleans pandas' (``"true"`` -> ``"True"``). The HTTP service's
+    CSV bodies and batch CSV files both come through here.
+    """
+    out = np.empty(len(values), dtype=object)
+    for i, cell in enumerate(values.tolist()):
+        if cell is None or (isinstance(cell, str) and cell in NA_TEXT):
+            out[i] = None
+        elif kind == "numeric" or not isinstance(cell, str):
+            out[i] = cell
+        else:
+            try:
+                number = float(cell)
+            except ValueError:
+                out[i] = BOOL_TEXT.get(cell, cell)
+                continue
+            out[i] = category_text(number) if math.isfinite(number) else cell
+    return out
+
+
+def column_values(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A DataFrame column as numpy: numeric dtypes as they are, anything else as objects."""
+    series = frame[name]
+    if series.dtype.kind in "fiub":
+        return series.to_numpy()
+    values: np.ndarray = series.astype(object).where(series.notna(), None).to_numpy()
+    return values
+
+
+def coerce_features(  # training's side of the same rules
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str]
+) -> pd.DataFrame:
+    """Select the feature columns in model order and coerce each to its role's dtype."""
+    import pandas as pd
+
+    columns: dict[str, np.ndarray] = {}
+    for name in numeric:
+        columns[name] = to_numeric(column_values(frame, name))[0]
+    for name in categorical:
+        columns[name] = to_categorical(column_values(frame, name))[0]
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def frame_columns(frame: pd.DataFrame, wanted: list[str]) -> tuple[list[str], Columns]:
+    """A DataFrame's column names, and the ``wanted`` ones that it has, as numpy arrays."""
+    names = [str(c) for c in frame.columns]
+    present = set(names)
+    return names, {c: column_values(frame, c) for c in wanted if c in present}

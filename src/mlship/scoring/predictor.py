@@ -1,0 +1,251 @@
+"""The predictor core: a model loaded once, its input contract, validation and prediction.
+
+Rows travel as *columns*: a mapping of column name to a numpy array, which is what both
+runtimes want and what every request codec and batch reader produces. ``select`` checks the
+set of columns, ``validate`` coerces each column and reports every bad cell as a typed
+``Problem`` with a row mask, ``predict`` scores. Request shapes (JSON records, CSV, ...) are
+the serving layer's business, not this module's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from mlship.errors import ModelError
+from mlship.model.saved import Column, ModelInfo, SavedModel, check_runtime
+from mlship.scoring.backends import Backend, SklearnBackend, load_backend
+from mlship.scoring.columns import (
+    MISSING_CATEGORY,
+    Columns,
+    frame_columns,
+    to_categorical,
+    to_numeric,
+)
+from mlship.scoring.problems import Code, InputError, Problem
+from mlship.scoring.results import Prediction
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ExtraColumns = Literal["reject", "ignore"]
+# Both runtimes must see the same numbers; ONNX computes in float32, where larger values
+# overflow to inf and poison the probabilities, so validation rejects them for everyone.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NULL_ERROR = "missing value not allowed (this column had none in training)"
+
+
+@dataclass(frozen=True)
+class Validated:
+    """Coerced columns for every row, each row's verdict, and every problem found.
+
+    Cells that failed hold a placeholder (NaN or the missing category); use ``good`` to take
+    only the rows without problems.
+    """
+
+    columns: Columns
+    bad: np.ndarray
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def good(self) -> tuple[np.ndarray, Columns]:
+        """Positions of the rows without problems, and their columns."""
+        keep = np.flatnonzero(~self.bad)
+        return keep, {name: values[keep] for name, values in self.columns.items()}
+
+    def first_problem_by_row(self) -> dict[int, Problem]:
+        """Each bad row's first problem, in row order."""
+        first: dict[int, Problem] = {}
+        for problem in self.problems:
+            if problem.row is not None:
+                first.setdefault(problem.row, problem)
+        return dict(sorted(first.items()))
+
+
+class Predictor:
+    """A loaded model plus everything needed to check and score rows for it."""
+
+    def __init__(self, backend: Backend, columns: list[Column], info: ModelInfo) -> None:
+        self.backend = backend
+        self.columns = columns
+        self.info = info
+        self.column_names = [c.name for c in columns]
+        self._expected = set(self.column_names)
+        self._numeric = [c.name for c in columns if c.kind == "numeric"]
+        self._categorical = [c.name for c in columns if c.kind == "categorical"]
+        self._nullable = {c.name for c in columns if c.nullable}
+        self._position = {name: i for i, name in enumerate(self.column_names)}
+        self.is_classifier = info.task == "classification"
+
+    @property
+    def runtime(self) -> str:
+        return self.backend.name
+
+    @classmethod
+    def load(cls, model_dir: Path | str, runtime: str = "auto", threads: int = 1) -> Predictor:
+        """Load a saved model dir; ``runtime`` auto uses the ONNX twin when it passed parity."""
+        chosen = check_runtime(runtime)
+        saved = SavedModel.open(model_dir)
+        backend = load_backend(saved, chosen, threads)
+        info = saved.info
+        if info.task == "classification" and not info.classes:
+            if not isinstance(backend, SklearnBackend):
+                raise ModelError(f"{saved.root}/MLmodel metadata lists no classes")
+            info = replace(info, classes=[str(c) for c in backend.estimator.classes_])
+        return cls(backend, saved.columns, info)
+
+    def signature(self) -> list[dict[str, Any]]:
+        """The input contract, as served by ``/metadata``."""
+        return [
+            {
+                "name": c.name,
+                "type": "number" if c.kind == "numeric" else "string",
+                "nullable": c.nullable,
+            }
+            for c in self.columns
+        ]
+
+    # -- the set of columns ----------------------------------------------------------------
+
+    def missing(self, names: Iterable[Any]) -> list[str]:
+        """The model's columns that ``names`` lacks, in signature order."""
+        present = {str(n) for n in names}
+        return [c for c in self.column_names if c not in present]
+
+    def select(
+        self,
+        names: Sequence[Any],
+        values: Mapping[str, np.ndarray],
+        extra: ExtraColumns = "reject",
+    ) -> Columns:
+        """Columns given by name (a table, a CSV, a dataframe_split): check the name set."""
+        counts = Counter(str(n) for n in names)
+        duplicated = [name for name, count in counts.items() if count > 1]
+        if duplicated:
+            raise InputError(
+                [Problem(Code.duplicate_column, "given more than once", column=duplicated[0])]
+            )
+        problems = [
+            Problem(Code.missing_column, "required column is missing", column=c)
+            for c in self.missing(counts)
+        ]
+        if extra == "reject":
+            problems += [
+                Problem(Code.unknown_column, "unknown column", column=c)
+                for c in counts
+                if c not in self._expected
+            ]
+        if problems:
+            raise InputError(problems)
+        return {name: values[name] for name in self.column_names}
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self, columns: Columns) -> Validated:
+        """Coerce raw columns to the model's dtypes; every problem by row and column."""
+        rows = len(next(iter(columns.values()))) if columns else 0
+        if rows == 0:
+            raise InputError.single(Code.no_rows, "no rows to score")
+        out = self._numeric_fast(columns)
+        problems: list[Problem] = []
+        for name in self._numeric if not out else ():
+            out[name] = self._numeric_column(name, columns[name], problems)
+        for name in self._categorical:
+            out[name] = self._categorical_column(name, columns[name], problems)
+        bad = np.zeros(rows, dtype=bool)
+        if problems:
+            problems.sort(key=lambda p: (p.row or 0, self._position[p.column or ""]))
+            bad[[p.row for p in problems if p.row is not None]] = True
+        return Validated(out, bad, problems)
+
+    def _numeric_column(self, name: str, raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
+        values, bad = to_numeric(raw)
+        problems += [
+            Problem(Code.not_a_number, f"expected a number, got {raw[r]!r}", int(r), name)
+            for r in np.flatnonzero(bad)
+        ]
+        huge = np.abs(values) > FLOAT32_MAX  # also catches inf
+        problems += [
+            Problem(Code.out_of_range, "value out of range (|x| > 3.4e38)", int(r), name)
+            for r in np.flatnonzero(huge)
+        ]
+        if name not in self._nullable:
+            missing = np.isnan(values) & ~bad
+            problems += [
+                Problem(Code.null_not_allowed, NULL_ERROR, int(r), name)
+                for r in np.flatnonzero(missing)
+            ]
+        return values
+
+    def _categorical_column(
+        self, name: str, raw: np.ndarray, problems: list[Problem]
+    ) -> np.ndarray:
+        text, bad = to_categorical(raw)
+        problems += [
+            Problem(
+                Code.not_a_category,
+                f"expected a string or number, got {type(raw[r]).__name__}",
+                int(r),
+                name,
+            )
+            for r in np.flatnonzero(bad)
+        ]
+        if name not in self._nullable:
+            missing = (text == MISSING_CATEGORY) & ~bad
+            problems += [
+                Problem(Code.null_not_allowed, NULL_ERROR, int(r), name)
+                for r in np.flatnonzero(missing)
+            ]
+        return text
+
+    def _numeric_fast(self, columns: Columns) -> Columns:
+        """All numeric columns converted in one vectorised step, or {} if any cell needs a look.
+
+        The common case (every cell a number, nothing missing where it may not be) costs one
+        conversion and two checks for the whole block; anything else takes the per-column
+        path, which finds and names each problem.
+        """
+        if not self._numeric:
+            return {}
+        try:
+            block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
+            return {}
+        if (np.abs(block) > FLOAT32_MAX).any():
+            return {}
+        if not np.isfinite(block).all():
+            missing_ok = np.array([c in self._nullable for c in self._numeric])
+            if np.isinf(block).any() or (np.isnan(block) & ~missing_ok).any():
+                return {}
+        return {name: block[:, i] for i, name in enumerate(self._numeric)}
+
+    # -- prediction ------------------------------------------------------------------------
+
+    def predict(self, columns: Columns) -> Prediction:
+        """Validate then score; raises ``InputError`` naming every bad cell."""
+        checked = self.validate(columns)
+        if not checked.ok:
+            raise InputError(checked.problems)
+        return self.predict_valid(checked.columns)
+
+    def predict_frame(self, frame: pd.DataFrame, extra: ExtraColumns = "ignore") -> Prediction:
+        """Score a DataFrame (a notebook, a test); columns the model does not use are ignored."""
+        names, values = frame_columns(frame, self.column_names)
+        return self.predict(self.select(names, values, extra))
+
+    def predict_valid(self, columns: Columns) -> Prediction:
+        """Score columns that ``validate`` accepted."""
+        if self.is_classifier:
+            proba = self.backend.probabilities(columns)
+            classes = self.info.classes
+            labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].tolist()
+            return Prediction(labels, proba, classes)
+        return Prediction(self.backend.values(columns).tolist(), None, [])

@@ -1,0 +1,47 @@
+"""What a prediction is, and the one output schema the service, batch and Spark share.
+
+Output columns: ``prediction`` (the label, or the value for regression), then for classifiers
+one ``proba_<class>`` column per class in the model's class order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+PREDICTION = "prediction"
+PROBA_PREFIX = "proba_"
+FieldKind = Literal["string", "double"]
+
+
+def result_fields(classes: list[str], is_classifier: bool) -> list[tuple[str, FieldKind]]:
+    """Output column names and kinds, in order; each engine maps kinds to its own types."""
+    if not is_classifier:
+        return [(PREDICTION, "double")]
+    return [(PREDICTION, "string"), *((f"{PROBA_PREFIX}{c}", "double") for c in classes)]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted labels (or values) and, for classifiers, one probability per class per row."""
+
+    predictions: list[Any]
+    probabilities: np.ndarray | None
+    classes: list[str]
+
+    def probability_records(self) -> list[dict[str, float]] | None:
+        """``[{"CH": 0.6, "MM": 0.4}, ...]``, the service's reply shape."""
+        if self.probabilities is None:
+            return None
+        classes = self.classes
+        return [dict(zip(classes, row, strict=True)) for row in self.probabilities.tolist()]
+
+    def columns(self) -> dict[str, Any]:
+        """The output schema's columns (see ``result_fields``), for batch and Spark."""
+        out: dict[str, Any] = {PREDICTION: self.predictions}
+        if self.probabilities is not None:
+            for i, label in enumerate(self.classes):
+                out[f"{PROBA_PREFIX}{label}"] = self.probabilities[:, i]
+        return out

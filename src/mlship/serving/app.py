@@ -1,0 +1,202 @@
+"""The HTTP scoring service: FastAPI over one ``Predictor``, with every platform's routes.
+
+``/score`` and the liveness, readiness, metadata and metrics routes are always there; the
+Vertex AI and SageMaker routes are added when ``ServeSettings`` says the container runs there.
+Handlers hold no protocol logic: a codec decodes the body and encodes the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import Code, InputError
+from mlship.scoring.results import Prediction
+from mlship.serving.codecs import native, vertex
+from mlship.serving.errors import error_response, input_error_response, json_response
+from mlship.serving.loader import ModelHolder
+from mlship.serving.metrics import Instrument, Metrics
+from mlship.serving.settings import ServeSettings
+
+log = logging.getLogger("mlship.serving")
+# Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
+# thread hop would cost more); larger ones in the thread pool so probes are never starved.
+INLINE_BYTES = 64 * 1024
+
+
+async def read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` (chunked bodies have no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Service:
+    """The route handlers, over one model holder and one set of metrics."""
+
+    def __init__(self, settings: ServeSettings, holder: ModelHolder, metrics: Metrics) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.metrics = metrics
+
+    def predictor(self) -> Predictor | Response:
+        holder = self.holder
+        if holder.predictor is not None:
+            return holder.predictor
+        if holder.error:
+            return error_response(503, f"model failed to load: {holder.error}")
+        return error_response(503, "model is loading")
+
+    async def score_with(self, request: Request, codec: ModuleType) -> Response:
+        predictor = self.predictor()
+        if isinstance(predictor, Response):
+            return predictor
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return error_response(413, f"body of {int(length):,} bytes exceeds {limit:,}")
+        body = await read_limited(request, limit)
+        if body is None:
+            return error_response(413, f"body exceeds {limit:,} bytes")
+        content_type = request.headers.get("content-type")
+        try:
+            if len(body) <= INLINE_BYTES:
+                result = self.score_body(predictor, codec, body, content_type)
+            else:  # big bodies take milliseconds: keep the event loop free for probes
+                result = await run_in_threadpool(
+                    self.score_body, predictor, codec, body, content_type
+                )
+        except InputError as exc:
+            return input_error_response(exc)
+        self.metrics.rows.inc(len(result.predictions))
+        return json_response(codec.encode(result, predictor))
+
+    def score_body(
+        self, predictor: Predictor, codec: ModuleType, body: bytes, content_type: str | None
+    ) -> Prediction:
+        columns = codec.decode(body, content_type, predictor, "reject")
+        rows = len(next(iter(columns.values())))
+        if rows > self.settings.max_rows:
+            limit = self.settings.max_rows
+            raise InputError.single(Code.too_large, f"{rows:,} rows exceed max_rows={limit:,}")
+        return predictor.predict(columns)
+
+    async def score(self, request: Request) -> Response:
+        return await self.score_with(request, native)
+
+    async def vertex_predict(self, request: Request) -> Response:
+        return await self.score_with(request, vertex)
+
+    async def health(self) -> Response:
+        return json_response({"status": "ok"})
+
+    async def ready(self) -> Response:
+        predictor = self.predictor()
+        return predictor if isinstance(predictor, Response) else json_response({"status": "ready"})
+
+    async def metadata(self) -> Response:
+        predictor = self.predictor()
+        if isinstance(predictor, Response):
+            return predictor
+        limits = {
+            "max_rows": self.settings.max_rows,
+            "max_body_bytes": self.settings.max_body_bytes,
+        }
+        return json_response(
+            {
+                **asdict(predictor.info),
+                "signature": predictor.signature(),
+                "runtime": predictor.runtime,
+                "limits": limits,
+            }
+        )
+
+    async def prometheus(self) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _routes(
+    service: Service, settings: ServeSettings
+) -> list[tuple[str, str, Callable[..., Any], str]]:
+    """(path, method, handler, summary); platform routes first, since the first match wins."""
+    routes: list[tuple[str, str, Callable[..., Any], str]] = []
+    if settings.vertex_predict_route:
+        routes.append((settings.vertex_predict_route, "POST", service.vertex_predict, "Vertex AI."))
+    if settings.health_route != "/health" or settings.vertex_predict_route:
+        routes.append((settings.health_route, "GET", service.ready, ""))  # Vertex: readiness
+    if settings.sagemaker:
+        routes.append(("/ping", "GET", service.ready, "SageMaker health."))
+        routes.append(("/invocations", "POST", service.score, "SageMaker scoring."))
+    score_doc = "Score rows: records, arrays, instances, dataframe_split/records, or CSV."
+    return [
+        *routes,
+        ("/score", "POST", service.score, score_doc),
+        ("/health", "GET", service.health, "Liveness."),
+        ("/ready", "GET", service.ready, "Readiness: 503 until loaded."),
+        ("/metadata", "GET", service.metadata, "Model and signature."),
+        ("/metrics", "GET", service.prometheus, "Prometheus metrics."),
+    ]
+
+
+def create_app(settings: ServeSettings, *, background_load: bool = True) -> FastAPI:
+    """Build the app for ``settings``; the model loads when the app starts."""
+    holder = ModelHolder(settings)
+    metrics = Metrics()
+    service = Service(settings, holder, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start(background=background_load)
+        yield
+
+    app = FastAPI(
+        title="mlship scoring service",
+        version="1",
+        description="Scores rows with a model trained by mlship. POST records to /score.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    for path, method, handler, summary in _routes(service, settings):
+        app.add_api_route(
+            path,
+            handler,
+            methods=[method],
+            summary=summary or None,
+            include_in_schema=bool(summary),
+        )
+    _error_handlers(app)
+    known = {path for path, *_ in _routes(service, settings)}
+    app.add_middleware(Instrument, metrics=metrics, known=known)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(422, "invalid request", [{"error": str(e)} for e in exc.errors()])
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:  # pragma: no cover
+        log.exception("unhandled error")
+        return error_response(500, f"internal error: {type(exc).__name__}")

@@ -1,0 +1,66 @@
+"""The ``/score`` contract: every accepted body shape in, predictions and probabilities out.
+
+Accepted bodies (JSON unless noted): an array of records or of arrays in signature order;
+``{"instances": [...]}`` (Vertex AI, KServe v1); MLflow's ``{"dataframe_split": ...}`` and
+``{"dataframe_records": [...]}``; ``text/csv`` with a header row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlship.scoring.columns import Columns
+from mlship.scoring.predictor import ExtraColumns, Predictor
+from mlship.scoring.problems import Code, InputError
+from mlship.scoring.results import Prediction
+from mlship.serving.codecs import tabular
+
+JSON_KEYS = ("instances", "dataframe_split", "dataframe_records")
+
+
+def decode(
+    body: bytes, content_type: str | None, predictor: Predictor, extra: ExtraColumns
+) -> Columns:
+    """Turn a request body into raw (unvalidated) columns."""
+    kind = tabular.media_type(content_type)
+    if kind in tabular.CSV_TYPES:
+        return tabular.csv_table(body, predictor, extra)
+    if not tabular.is_json(kind):
+        raise InputError.single(
+            Code.unsupported_media_type,
+            f"unsupported content type {kind!r}; send application/json or text/csv",
+        )
+    return document(tabular.load_json(body), predictor, extra)
+
+
+def document(data: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
+    """A decoded JSON document of any accepted shape, as raw columns."""
+    if isinstance(data, dict):
+        keys = [k for k in JSON_KEYS if k in data]
+        if len(keys) != 1:
+            raise tabular.malformed(
+                f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; "
+                f"got keys {sorted(map(str, data))[:10]}"
+            )
+        key = keys[0]
+        if key == "dataframe_split":
+            return tabular.split(data[key], predictor, extra)
+        data = data[key]
+        if not isinstance(data, list):
+            raise tabular.malformed(f"{key} must be an array")
+    if not isinstance(data, list):
+        raise tabular.malformed(
+            "body must be a JSON array of records or an object with 'instances'"
+        )
+    return tabular.rows(data, predictor, extra)
+
+
+def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
+    """``{"predictions", "probabilities" (classifiers), "model": {name, version, run_id}}``."""
+    reply: dict[str, Any] = {"predictions": result.predictions}
+    probabilities = result.probability_records()
+    if probabilities is not None:
+        reply["probabilities"] = probabilities
+    info = predictor.info
+    reply["model"] = {"name": info.name, "version": info.version, "run_id": info.run_id}
+    return reply

@@ -1,0 +1,188 @@
+"""Body shapes shared by the protocols, decoded straight into per-column numpy arrays.
+
+Only the shape is checked here; the predictor checks columns, types and values. Every problem
+is a typed ``Problem``: a bad row is named by its 0-based position.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from mlship.scoring.columns import Columns, text_cells
+from mlship.scoring.predictor import ExtraColumns, Predictor
+from mlship.scoring.problems import Code, InputError, Problem
+
+JSON_TYPES = ("application/json", "text/json", "*/*")
+CSV_TYPES = ("text/csv", "application/csv")
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";", 1)[0].strip().lower()
+
+
+def is_json(kind: str) -> bool:
+    return kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def malformed(message: str) -> InputError:
+    return InputError.single(Code.malformed, message)
+
+
+def no_rows() -> InputError:
+    return InputError.single(Code.no_rows, "no rows to score")
+
+
+def load_json(body: bytes) -> Any:
+    if not body.strip():
+        raise malformed("empty body; send a JSON array of records")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise malformed(f"malformed JSON: {exc}") from None
+
+
+def rows(data: list[Any], predictor: Predictor, extra: ExtraColumns) -> Columns:
+    """A JSON array of records (objects) or of arrays in signature order."""
+    if not data:
+        raise no_rows()
+    if isinstance(data[0], dict):
+        return records(data, predictor, extra)
+    if isinstance(data[0], list):
+        return arrays(data, predictor)
+    raise malformed(f"row 0: expected an object (record) or an array, got {type(data[0]).__name__}")
+
+
+def records(data: Sequence[Any], predictor: Predictor, extra: ExtraColumns) -> Columns:
+    """Rows given as objects; a row missing a field or adding one is named by row."""
+    names = predictor.column_names
+    expected = set(names)
+    problems: list[Problem] = []
+    for i, record in enumerate(data):
+        if not isinstance(record, dict):
+            kind = type(record).__name__
+            problems.append(Problem(Code.row_shape, f"expected an object, got {kind}", i))
+        elif record.keys() != expected:
+            problems += [
+                Problem(Code.missing_column, "required field is missing", i, c)
+                for c in names
+                if c not in record
+            ]
+            if extra == "reject":
+                problems += [
+                    Problem(Code.unknown_column, "unknown column", i, str(c))
+                    for c in record
+                    if c not in expected
+                ]
+    if problems:
+        raise InputError(problems)
+    return _matrix(list(map(_row_getter(names), data)), names)
+
+
+def arrays(data: Sequence[Any], predictor: Predictor) -> Columns:
+    """Rows given as arrays in signature order."""
+    names = predictor.column_names
+    width = len(names)
+    problems = [
+        Problem(Code.row_shape, f"expected {width} values in signature order, got {_size(r)}", i)
+        for i, r in enumerate(data)
+        if not isinstance(r, list | tuple) or len(r) != width
+    ]
+    if problems:
+        raise InputError(problems, f"array rows must have {width} values ({', '.join(names)})")
+    return _matrix(data, names)
+
+
+def split(payload: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
+    """MLflow's ``{"columns": [...], "data": [[...], ...]}``."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list):
+        raise malformed("dataframe_split needs 'columns' (array) and 'data' (array of arrays)")
+    names, data = payload["columns"], payload.get("data")
+    check_names(names, "dataframe_split.columns")
+    if not isinstance(data, list):
+        raise malformed("dataframe_split.data must be an array of arrays")
+    if not data:
+        raise no_rows()
+    width = len(names)
+    bad = [i for i, row in enumerate(data) if not isinstance(row, list) or len(row) != width]
+    if bad:
+        problems = [Problem(Code.malformed, f"expected {width} values", i) for i in bad]
+        raise InputError(problems, f"dataframe_split.data row {bad[0]}: expected {width} values")
+    values = {
+        str(name): np.fromiter((row[j] for row in data), dtype=object, count=len(data))
+        for j, name in enumerate(names)
+    }
+    return predictor.select(names, values, extra)
+
+
+def csv_table(body: bytes, predictor: Predictor, extra: ExtraColumns) -> Columns:
+    """CSV with a header row; cells are typed as ``pandas.read_csv`` typed the training data."""
+    try:
+        reader = csv.reader(io.StringIO(body.decode("utf-8-sig")), strict=True)
+        header = next(reader, None)
+        data = [row for row in reader if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise malformed(f"malformed CSV: {exc}") from None
+    if not header:
+        raise malformed("empty CSV body; send a header row and at least one data row")
+    header = [name.strip() for name in header]
+    check_names(header, "CSV header")
+    if not data:
+        raise no_rows()
+    width = len(header)
+    bad = [i for i, row in enumerate(data) if len(row) != width]
+    if bad:
+        problems = [Problem(Code.malformed, f"expected {width} fields", i) for i in bad]
+        got = len(data[bad[0]])
+        raise InputError(problems, f"CSV row {bad[0]}: expected {width} fields, got {got}")
+    kinds = {c.name: c.kind for c in predictor.columns}
+    values = {
+        name: text_cells(
+            np.fromiter((row[j] for row in data), dtype=object, count=len(data)),
+            kinds.get(name, "categorical"),
+        )
+        for j, name in enumerate(header)
+    }
+    return predictor.select(header, values, extra)
+
+
+def check_names(names: list[Any], where: str) -> None:
+    """Column names must be distinct strings: a repeated name would silently drop a column."""
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise malformed(f"{where}: column names must be strings, got {odd[0]!r}")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError.single(Code.duplicate_column, f"{where}: duplicate column {name!r}")
+        seen.add(name)
+
+
+def _matrix(data: Sequence[Sequence[Any]], names: list[str]) -> Columns:
+    """Equal-length rows in signature order -> one object array per column."""
+    matrix = np.empty((len(data), len(names)), dtype=object)
+    try:
+        matrix[:] = data
+    except ValueError:  # a cell holding a list makes numpy see a deeper shape
+        for i, row in enumerate(data):
+            for j, value in enumerate(row):
+                matrix[i, j] = value
+    return {name: matrix[:, j] for j, name in enumerate(names)}
+
+
+def _row_getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A C-speed ``record -> tuple of values in signature order``."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda record: (record[only],)
+    return operator.itemgetter(*names)
+
+
+def _size(row: Any) -> str:
+    return str(len(row)) if isinstance(row, list | tuple) else type(row).__name__

@@ -1,0 +1,55 @@
+"""One mapping from problem codes to HTTP status, and the JSON error body.
+
+A reply's status is that of its most serious kind of problem: a body we cannot read at all
+(400, 413, 415) outranks rows that do not fit the model (422).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from mlship.scoring.problems import Code, InputError
+
+STATUS: dict[Code, int] = {
+    Code.unsupported_media_type: 415,
+    Code.too_large: 413,
+    Code.malformed: 400,
+    Code.no_rows: 400,
+    Code.duplicate_column: 400,
+    Code.row_shape: 422,
+    Code.missing_column: 422,
+    Code.unknown_column: 422,
+    Code.not_a_number: 422,
+    Code.not_a_category: 422,
+    Code.out_of_range: 422,
+    Code.null_not_allowed: 422,
+}
+_RANK = {415: 0, 413: 1, 400: 2, 422: 3}
+MAX_DETAILS = 20  # problems listed in one reply; the summary line counts the rest
+
+
+def status_of(error: InputError) -> int:
+    return min((STATUS[p.code] for p in error.problems), key=_RANK.__getitem__)
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def error_response(
+    status: int, message: str, details: list[dict[str, Any]] | None = None
+) -> Response:
+    return json_response({"error": message, "details": details or []}, status)
+
+
+def input_error_response(error: InputError) -> Response:
+    """``{"error": one line, "details": [{row, column, error}, ...]}`` with its status."""
+    located = [p.as_dict() for p in error.problems if p.row is not None or p.column is not None]
+    return error_response(status_of(error), error.message, located[:MAX_DETAILS])

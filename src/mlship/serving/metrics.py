@@ -1,0 +1,76 @@
+"""Prometheus series of one app instance, and the ASGI middleware that feeds them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    """Series of one app (its own registry, so tests can build many apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mlship_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "mlship_errors",
+            "Requests answered with 4xx/5xx, by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlship_request_seconds",
+            "Request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.rows = Counter("mlship_rows_scored", "Rows scored.", registry=self.registry)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        if status >= 400:
+            self.errors.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class Instrument:
+    """Pure ASGI middleware: count and time every request (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any, metrics: Metrics, known: set[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.known = known
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def capture(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope["path"] if scope["path"] in self.known else "other"
+            self.metrics.observe(route, status[0], time.perf_counter() - start)

@@ -1,0 +1,86 @@
+"""How the service runs: one settings object read by ``mlship serve``, its workers and probes.
+
+Precedence, highest first: a command-line flag (``mlship serve --port``), then an ``MLSHIP_*``
+variable (``MLSHIP_PORT``, ``MLSHIP_RUNTIME``, ...), then the platform's own variables, then
+the default. The platform decides the port when nothing of ours does:
+
+- SageMaker (the container argument ``serve``): ``SAGEMAKER_BIND_TO_PORT``, else 8080;
+- Vertex AI: ``AIP_HTTP_PORT``, with ``AIP_PREDICT_ROUTE`` and ``AIP_HEALTH_ROUTE``;
+- Cloud Run, KServe: ``PORT``;
+- otherwise 8888.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8888
+SAGEMAKER_PORT = 8080
+ENV_PREFIX = "MLSHIP_"
+
+
+class ServeSettings(BaseSettings):
+    """Every knob of the scoring service, validated once."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    model_dir: Path = Field(description="The saved model dir to serve.")
+    host: str = Field(default="0.0.0.0", description="Interface to bind.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port; beats every platform variable."
+    )
+    workers: int = Field(default=1, ge=1, description="Worker processes.")
+    threads: int = Field(default=1, ge=1, description="BLAS/OpenMP/onnxruntime threads each.")
+    runtime: Literal["auto", "onnx", "sklearn"] = Field(
+        default="auto", description="auto: ONNX when its parity check passed, else sklearn."
+    )
+    max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest body.")
+    access_log: bool = Field(default=False, description="Log every request.")
+    sagemaker: bool = Field(default=False, description="Answer SageMaker's contract.")
+    # The platforms' own variables (no prefix).
+    platform_port: int | None = Field(
+        default=None, validation_alias=AliasChoices("AIP_HTTP_PORT", "PORT"), exclude=True
+    )
+    sagemaker_port: int | None = Field(
+        default=None, validation_alias="SAGEMAKER_BIND_TO_PORT", exclude=True
+    )
+    aip_http_port: int | None = Field(default=None, validation_alias="AIP_HTTP_PORT", exclude=True)
+    aip_predict_route: str | None = Field(
+        default=None, validation_alias="AIP_PREDICT_ROUTE", exclude=True
+    )
+    aip_health_route: str | None = Field(
+        default=None, validation_alias="AIP_HEALTH_ROUTE", exclude=True
+    )
+
+    @property
+    def listen_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        if self.sagemaker:
+            return self.sagemaker_port or SAGEMAKER_PORT
+        return self.platform_port or DEFAULT_PORT
+
+    @property
+    def vertex_predict_route(self) -> str | None:
+        """Vertex's predict route, when the container runs on Vertex AI."""
+        if self.sagemaker or self.aip_http_port is None:
+            return None
+        return self.aip_predict_route or "/predict"
+
+    @property
+    def health_route(self) -> str:
+        if self.vertex_predict_route is None:
+            return "/health"
+        return self.aip_health_route or "/health"
+
+    def to_env(self) -> dict[str, str]:
+        """Our fields as ``MLSHIP_*`` variables, so worker processes read the same settings."""
+        dumped = self.model_dump(mode="json", exclude_none=True)
+        return {f"{ENV_PREFIX}{key.upper()}": str(value) for key, value in dumped.items()}

@@ -1,0 +1,1 @@
+"""Training: read and check data, build the pipeline, fit, evaluate, compile, and the job itself."""

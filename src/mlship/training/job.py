@@ -1,0 +1,229 @@
+"""The training job: settings in, a tracked run, a registered version and a saved model dir out.
+
+Each step reports through ``progress`` so the CLI can show what is happening; nothing is
+written to ``output.model_dir`` until every earlier step succeeded, and the alias moves last.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlship.config import Settings, Task, flatten, public_dump, settings_to_yaml
+from mlship.errors import ModelError
+from mlship.registry.models import export_model, set_alias
+from mlship.registry.tracking import (
+    ModelContent,
+    RegisteredModel,
+    RunContent,
+    check_store,
+    git_state,
+    log_training,
+    pinned_requirements,
+)
+from mlship.storage import check_replaceable
+from mlship.training import data as data_mod
+from mlship.training.compile import compile_onnx
+from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
+from mlship.training.pipeline import build_pipeline
+
+# What a saved model needs at scoring time; recorded, pinned, in the model dir.
+SERVING_PACKAGES = ["scikit-learn", "numpy", "pandas", "scipy"]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    metrics: dict[str, float]
+    registered: RegisteredModel
+    model_dir: Path
+    tracking_uri: str
+    rows_train: int
+    rows_test: int
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data as read, as validated, and as split."""
+
+    raw: pd.DataFrame
+    dataset: data_mod.Dataset
+    parts: data_mod.Split
+    task: Task
+
+    @property
+    def holdout(self) -> Holdout:
+        d = self.dataset
+        return Holdout(self.parts.x_test, self.parts.y_test, self.task, d.classes, d.positive_class)
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def _fit(model: Any, x: Any, y: Any, name: str) -> None:
+    """Fit, turning the estimator's own complaints about its parameters into a named error."""
+    try:
+        model.fit(x, y)
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"model {name!r} failed to fit: {first}") from None
+
+
+def prepare(settings: Settings, progress: Progress) -> Prepared:
+    cfg = settings.data
+    progress(f"reading {cfg.uri}")
+    raw = data_mod.read_table(cfg.uri, cfg.format, cfg.storage_options)
+    if cfg.target in raw.columns:
+        raw = data_mod.sample(raw, cfg, settings.task)
+    progress(f"validating {len(raw):,} rows x {raw.shape[1]} columns")
+    dataset = data_mod.prepare(raw, settings)
+    parts = data_mod.split(dataset, settings.split, settings.task)
+    return Prepared(raw, dataset, parts, settings.task)
+
+
+def fit_and_evaluate(
+    settings: Settings, data: Prepared, progress: Progress
+) -> tuple[Any, dict[str, float]]:
+    """The fitted pipeline and its metrics: holdout, and CV on the training part if asked."""
+    dataset, parts = data.dataset, data.parts
+    model = build_pipeline(
+        dataset.numeric, dataset.categorical, settings.model, settings.task, settings.split.seed
+    )
+    metrics: dict[str, float] = {}
+    if settings.split.cv_folds:
+        progress(f"{settings.split.cv_folds}-fold cross-validation of {settings.model.name}")
+        try:
+            metrics = cross_validate(
+                model, parts.x_train, parts.y_train, settings.task, settings.split
+            )
+        except ValueError as exc:
+            raise ModelError(f"cross-validation failed: {str(exc).splitlines()[0]}") from None
+    progress(f"fitting {settings.model.name} on {len(parts.x_train):,} rows")
+    if settings.model.engine == "dask":
+        from mlship.training.distributed import fit_on_dask
+
+        fit_on_dask(model, parts.x_train, parts.y_train, settings.model.dask)
+    else:
+        _fit(model, parts.x_train, parts.y_train, settings.model.name)
+    progress(f"evaluating on {len(parts.x_test):,} holdout rows")
+    return model, holdout_metrics(model, data.holdout) | metrics
+
+
+def run_record(
+    settings: Settings, data: Prepared, env: str | None, config_path: Path | None
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """What the run and the model remember: model metadata, run tags, run params."""
+    cfg, dataset, parts = settings.data, data.dataset, data.parts
+    metadata = {
+        "task": settings.task.value,
+        "target": cfg.target,
+        "numeric": dataset.numeric,
+        "categorical": dataset.categorical,
+        "classes": dataset.classes,
+        "nullable": dataset.nullable,
+        "positive_class": dataset.positive_class,
+        "algorithm": settings.model.name,
+    }
+    tags = {
+        "mlship.env": env or "local",
+        "mlship.config": str(config_path) if config_path else "",
+        "mlship.algorithm": settings.model.name,
+        "data.uri": cfg.uri,
+        "data.sha256": dataset.digest,
+        **git_state(),
+        **settings.tracking.tags,
+    }
+    params = flatten(public_dump(settings)) | {
+        "data.rows_train": len(parts.x_train),
+        "data.rows_test": len(parts.x_test),
+        "data.numeric_features": len(dataset.numeric),
+        "data.categorical_features": len(dataset.categorical),
+    }
+    return metadata, tags, params
+
+
+def track(
+    settings: Settings,
+    data: Prepared,
+    model: Any,
+    metrics: dict[str, float],
+    record: tuple[dict[str, Any], dict[str, str], dict[str, Any]],
+    progress: Progress,
+) -> RegisteredModel:
+    """Compile the ONNX twin, draw the plots and log the run with its model version."""
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
+
+    cfg, dataset, parts = settings.data, data.dataset, data.parts
+    metadata, tags, params = record
+    signature = infer_signature(parts.x_train.head(50), model.predict(parts.x_train.head(50)))
+    packages = SERVING_PACKAGES + (["lightgbm"] if settings.model.name == "lightgbm" else [])
+    lineage = from_pandas(
+        data.raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target
+    )
+    with tempfile.TemporaryDirectory(prefix="mlship-") as work:
+        progress("compiling to ONNX and checking parity on the holdout")
+        parity = compile_onnx(
+            model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
+            Path(work) / "onnx",
+        )  # fmt: skip
+        progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
+        tags = tags | {
+            "onnx.parity": "passed" if parity.passed else "failed",
+            "onnx.reason": parity.reason[:5000],
+        }
+        progress("drawing plots")
+        plots = plot_all(model, data.holdout, Path(work) / "plots")
+        progress(f"logging run to {settings.tracking.uri}")
+        run = RunContent(tags, params, metrics, plots, settings_to_yaml(settings), lineage)
+        content = ModelContent(
+            model=model,
+            signature=signature,
+            input_example=parts.x_train.head(3),
+            metadata=metadata,
+            requirements=pinned_requirements(packages),
+            extra_files=sorted((Path(work) / "onnx").iterdir()),
+        )
+        return log_training(settings, run, content)
+
+
+def run(
+    settings: Settings,
+    *,
+    env: str | None = None,
+    config_path: Path | None = None,
+    progress: Progress = _noop,
+) -> TrainResult:
+    """Run the whole training job described by ``settings``."""
+    data = prepare(settings, progress)
+    check_replaceable(settings.output.model_dir.resolve())  # before hours of fitting
+    uri = settings.tracking.uri
+    progress(f"checking the tracking store {uri}")
+    check_store(uri, settings.tracking.experiment)
+    model, metrics = fit_and_evaluate(settings, data, progress)
+    record = run_record(settings, data, env, config_path)
+    registered = track(settings, data, model, metrics, record, progress)
+    progress(f"exporting version {registered.version} to {settings.output.model_dir}")
+    export_model(uri, registered.name, registered.version, settings.output.model_dir)
+    set_alias(uri, registered.name, settings.tracking.alias, registered.version)
+    return TrainResult(
+        metrics=metrics,
+        registered=registered,
+        model_dir=settings.output.model_dir,
+        tracking_uri=uri,
+        rows_train=len(data.parts.x_train),
+        rows_test=len(data.parts.x_test),
+    )
+
+
+def _lineage_source(uri: str) -> str:
+    """MLflow resolves dataset sources by scheme; a local path is made absolute."""
+    if "://" in uri:
+        return uri
+    return str(Path(uri).resolve())

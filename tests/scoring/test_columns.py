@@ -1,0 +1,47 @@
+"""Column coercion shared by training and scoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlship.scoring.columns import category_text, text_cells, to_categorical, to_numeric
+
+
+def objects(*values: object) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [("A", "A"), (7, "7"), (7.0, "7"), (7.5, "7.5"), (None, ""), (math.nan, ""), (True, "True")],
+)
+def test_category_text(value: object, text: str) -> None:
+    assert category_text(value) == text
+
+
+def test_categories_reject_containers() -> None:
+    text, bad = to_categorical(objects("a", [1], {"k": 1}, 3))
+    assert bad.tolist() == [False, True, True, False]
+    assert text.tolist() == ["a", "", "", "3"]
+
+
+def test_numbers_missing_and_bad() -> None:
+    values, bad = to_numeric(objects(1, "2.5", None, "", "x", [1]))
+    assert bad.tolist() == [False, False, False, False, True, True]
+    assert values[:2].tolist() == [1.0, 2.5]
+    assert math.isnan(values[2]) and math.isnan(values[3])
+
+
+def test_csv_text_is_typed_like_read_csv() -> None:
+    assert text_cells(objects("NA", "7.0", "true", "x"), "categorical").tolist() == [
+        None,
+        "7",
+        "True",
+        "x",
+    ]
+    assert text_cells(objects("NA", "1.5"), "numeric").tolist() == [None, "1.5"]

@@ -1,0 +1,137 @@
+"""The package tree is the architecture: no import cycle, no lower layer importing a higher one.
+
+Read from the source (``ast``), every import counts, including the lazy ones inside functions:
+a cycle hidden behind a function-level import is still a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SRC = ROOT / "src" / "mlship"
+# What each part of the package may import (besides itself). ``cli`` is the top: nothing
+# imports it but its own modules.
+ALLOWED: dict[str, set[str]] = {
+    "version": set(),  # mlship/__init__.py: the package version, nothing else
+    "errors": set(),
+    "storage": {"errors"},
+    "config": {"errors"},
+    "model": {"errors", "storage", "version"},
+    "scoring": {"errors", "model"},
+    "serving": {"errors", "model", "scoring"},
+    "batch": {"errors", "storage", "model", "scoring"},
+    "registry": {"errors", "config", "storage", "model"},
+    "training": {"errors", "config", "storage", "model", "scoring", "registry"},
+    "deploy": {"errors", "config", "storage", "model", "scoring", "registry", "version"},
+    "cli": {"*"},
+}
+
+
+def part_of(module: str) -> str:
+    """``mlship.scoring.predictor`` -> ``scoring``; ``mlship`` itself (the version) -> version."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "version"
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(SRC.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every ``mlship...`` module a file imports, resolved to module names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "mlship"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != "mlship":
+                continue
+            for alias in node.names:  # `from mlship.x import y` may name a module y
+                candidate = f"{node.module}.{alias.name}"
+                found.add(candidate if module_file(candidate) else node.module)
+    return found
+
+
+def module_file(name: str) -> Path | None:
+    base = SRC.parent.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in SRC.rglob("*.py")}
+
+
+def test_no_lower_layer_imports_a_higher_one() -> None:
+    wrong = []
+    for module, imported in graph().items():
+        allowed = ALLOWED[part_of(module)]
+        for target in imported:
+            owner = part_of(target)
+            if owner != part_of(module) and "*" not in allowed and owner not in allowed:
+                wrong.append(f"{module} imports {target}")
+    assert wrong == []
+
+
+def test_nothing_outside_cli_imports_cli() -> None:
+    offenders = [
+        module
+        for module, imported in graph().items()
+        if part_of(module) != "cli" and any(part_of(t) == "cli" for t in imported)
+    ]
+    assert offenders == []
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str]:
+    """One import cycle as a path (first == last), or [] when there is none."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if state.get(nxt) is None and (found := visit(nxt, [*path, nxt])):
+                return found
+        state[node] = 2
+        return []
+
+    for start in sorted(edges):
+        if state.get(start) is None and (found := visit(start, [start])):
+            return found
+    return []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycle() -> None:
+    edges = {m: {t for t in targets if t != m} for m, targets in graph().items()}
+    # A package's __init__ importing its own submodules is assembly, not a cycle.
+    for module, targets in edges.items():
+        edges[module] = {t for t in targets if not t.startswith(module + ".")}
+    assert find_cycle(edges) == []
+
+
+def test_every_part_is_known() -> None:
+    assert {part_of(m) for m in graph()} <= set(ALLOWED) | {"version"}
+
+
+@pytest.mark.parametrize("limit", [300])
+def test_modules_stay_small(limit: int) -> None:
+    sizes = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > limit} == {}
