@@ -60,7 +60,14 @@ class Staged:
         if self._writer is None:
             self.write(schema.empty_table())
         self._close()
-        self.fs.mv(self.tmp, self.path)
+        if _is_gcs(self.fs):
+            # gcsfs's mv tries the objects.moveTo API first and retries it for ~30 s where it
+            # is missing (the GCS emulator); a server-side copy, then delete, is what it
+            # falls back to anyway. The temp object goes on failure too (discard).
+            self.fs.copy(self.tmp, self.path)
+            self.fs.rm(self.tmp)
+        else:
+            self.fs.mv(self.tmp, self.path)
 
     def discard(self) -> None:
         try:
@@ -68,3 +75,8 @@ class Staged:
         finally:
             if self.fs.exists(self.tmp):
                 self.fs.rm(self.tmp)
+
+
+def _is_gcs(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return bool({"gs", "gcs"} & set(protocols))
