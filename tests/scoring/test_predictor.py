@@ -51,7 +51,8 @@ def test_every_problem_is_typed_located_and_uncapped() -> None:
 
 
 def test_problems_are_sorted_by_row_then_signature_order() -> None:
-    checked = fake_predictor().validate(
+    predictor = fake_predictor()
+    checked = predictor.validate(
         cols(price=[None, 1.0, 1e39], store=[None, "1", {"a": 1}], discount=[0, 0, float("inf")])
     )
     got = [(p.row, p.column, p.code) for p in checked.problems]
@@ -62,7 +63,7 @@ def test_problems_are_sorted_by_row_then_signature_order() -> None:
         (2, "discount", Code.out_of_range),
         (2, "store", Code.not_a_category),
     ]
-    assert checked.first_problem_by_row()[2].column == "price"
+    assert predictor.score(checked).first_problem_by_row()[2].column == "price"
 
 
 def test_predict_raises_with_every_problem_and_a_summary_line() -> None:

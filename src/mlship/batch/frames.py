@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlship.scoring.columns import frame_columns, text_cells
+from mlship.scoring.columns import NUMBER_TEXT, frame_columns, text_cells
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import InputError, Problem
 
@@ -30,13 +30,11 @@ def from_text(frame: pd.DataFrame, predictor: Predictor) -> pd.DataFrame:
         if column.name not in frame.columns or _is_typed(frame[column.name]):
             continue
         values = frame[column.name]
-        if column.kind == "numeric":
-            # Common case first, at C speed: every present cell is a number. (No missing
-            # marker parses to one, so text_cells would hand the predictor the same floats.)
-            numbers = pd.to_numeric(values, errors="coerce")
-            if numbers.notna().sum() == values.notna().sum():
-                out[column.name] = numbers.astype("float64")
-                continue
+        if column.kind == "numeric" and _plain_numbers(values):
+            # Common case first, at C speed: every present cell is a plain decimal literal
+            # (the one text form of a number we accept; no missing marker is one).
+            out[column.name] = pd.to_numeric(values).astype("float64")
+            continue
         out[column.name] = _typed_text(values, column.kind)
     return out
 
@@ -47,11 +45,14 @@ def _typed_text(values: pd.Series, kind: str) -> pd.Series:
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
     typed = np.append(text_cells(np.asarray(uniques, dtype=object), kind), [None])  # code -1
     cells = pd.Series(typed[codes], index=values.index, dtype=object, name=values.name)
-    if kind == "numeric":  # all parse once markers are gone: the predictor's fast path
-        numbers = pd.to_numeric(cells, errors="coerce")
-        if numbers.notna().sum() == cells.notna().sum():
-            return numbers.astype("float64")
+    if kind == "numeric" and _plain_numbers(cells):  # markers gone: the predictor's fast path
+        return pd.to_numeric(cells).astype("float64")
     return cells
+
+
+def _plain_numbers(values: pd.Series) -> bool:
+    present = values.dropna().astype(str)
+    return bool(present.str.fullmatch(NUMBER_TEXT.pattern).all())
 
 
 def _is_typed(series: pd.Series) -> bool:
@@ -81,10 +82,12 @@ def score_frame(
     checked = predictor.validate(predictor.select(names, values, extra="ignore"))
     if not checked.ok and not skip:
         raise InputError(checked.problems)
-    keep, good = checked.good()
+    scored = predictor.score(checked)
+    if scored.problems and not skip:
+        raise InputError(scored.problems)
     columns: dict[str, object] = {}
     if id_column is not None and ids is not None:
-        columns[id_column] = ids[keep]
-    if len(keep):
-        columns |= predictor.predict_valid(good).columns()
-    return Scored(pd.DataFrame(columns), keep, checked.first_problem_by_row())
+        columns[id_column] = ids[scored.keep]
+    if scored.prediction is not None:
+        columns |= scored.prediction.columns()
+    return Scored(pd.DataFrame(columns), scored.keep, scored.first_problem_by_row())

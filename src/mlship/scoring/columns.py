@@ -13,6 +13,8 @@ These functions work on numpy arrays so the scoring hot path needs no pandas.
 from __future__ import annotations
 
 import math
+import re
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -77,24 +79,54 @@ def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, bad
 
 
+# The one text form of a number we accept: ASCII digits, an optional sign, point and exponent.
+# Python's float() also takes "1_000", " 0.9 ", Arabic-Indic and full-width digits, and would
+# so score what no training CSV contained; a data contract says no to those.
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_REAL = (int, float, np.integer, np.floating)
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlist, _SHOWN.maxdict = 2, 40, 40, 4, 4
+
+
+def shown(value: Any) -> str:
+    """A short repr of a cell for an error message, safe for values nested any depth."""
+    if isinstance(value, bool | np.bool_):
+        return f"{bool(value)!r} (a boolean)"
+    return _SHOWN.repr(value)
+
+
+def is_number_text(text: str) -> bool:
+    return NUMBER_TEXT.fullmatch(text) is not None
+
+
 def _number(value: Any) -> float | None:
-    """A float for one cell; NaN for missing; None when it is present but not a number."""
+    """A float for one cell; NaN for missing; None when it is present but not a number.
+
+    Numbers are numbers (booleans are not); text must be a plain decimal literal; the empty
+    string is missing, as an empty CSV cell is.
+    """
     if value is None:
         return math.nan
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return math.nan
-        try:
-            return float(text)
-        except (ValueError, OverflowError):
-            return None
-    if isinstance(value, _UNREPRESENTABLE):
+    if isinstance(value, bool | np.bool_):
         return None
-    try:
+    if isinstance(value, _REAL):
         return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
+    if isinstance(value, str):
+        if not value:
+            return math.nan
+        return float(value) if is_number_text(value) else None
+    return None
+
+
+def real_numbers_only(values: np.ndarray) -> bool:
+    """Every cell an int or float (no bool, text or container): safe to convert in one step."""
+    if values.dtype.kind in "fiu":
+        return True
+    if values.dtype.kind != "O":
+        return False
+    return set(map(type, values.tolist())) <= {int, float}
 
 
 def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,12 +135,10 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Missing cells (None, NaN, empty string) become NaN and are not flagged here; whether a
     column may be missing is the predictor's decision.
     """
-    if values.dtype.kind in "fiub":
-        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
-    try:
-        return np.asarray(values, dtype=np.float64), np.zeros(len(values), dtype=bool)
-    except (TypeError, ValueError, OverflowError):
-        pass
+    if values.dtype.kind == "b":
+        return np.full(len(values), math.nan), np.ones(len(values), dtype=bool)
+    if real_numbers_only(values):
+        return values.astype(np.float64), np.zeros(len(values), dtype=bool)
     out = np.empty(len(values), dtype=np.float64)
     bad = np.zeros(len(values), dtype=bool)
     for i, value in enumerate(values.tolist()):
@@ -134,13 +164,11 @@ def text_cells(values: np.ndarray, kind: str) -> np.ndarray:
             out[i] = None
         elif kind == "numeric" or not isinstance(cell, str):
             out[i] = cell
-        else:
-            try:
-                number = float(cell)
-            except ValueError:
-                out[i] = BOOL_TEXT.get(cell, cell)
-                continue
+        elif is_number_text(cell):
+            number = float(cell)
             out[i] = category_text(number) if math.isfinite(number) else cell
+        else:
+            out[i] = BOOL_TEXT.get(cell, cell)
     return out
 
 

@@ -10,7 +10,7 @@ the serving layer's business, not this module's.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,11 +19,14 @@ import numpy as np
 
 from mlship.errors import ModelError
 from mlship.model.saved import Column, ModelInfo, SavedModel, check_runtime
+from mlship.model.training_table import unused_columns
 from mlship.scoring.backends import Backend, SklearnBackend, load_backend
 from mlship.scoring.columns import (
     MISSING_CATEGORY,
     Columns,
     frame_columns,
+    real_numbers_only,
+    shown,
     to_categorical,
     to_numeric,
 )
@@ -38,6 +41,7 @@ ExtraColumns = Literal["reject", "ignore"]
 # overflow to inf and poison the probabilities, so validation rejects them for everyone.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NULL_ERROR = "missing value not allowed (this column had none in training)"
+UNSCORABLE = "the model gives no finite score for these values (too large in magnitude)"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,15 @@ class Validated:
         keep = np.flatnonzero(~self.bad)
         return keep, {name: values[keep] for name, values in self.columns.items()}
 
+
+@dataclass(frozen=True)
+class Scored:
+    """The rows that scored (positions and prediction) and every problem, per row."""
+
+    keep: np.ndarray
+    prediction: Prediction | None
+    problems: list[Problem]
+
     def first_problem_by_row(self) -> dict[int, Problem]:
         """Each bad row's first problem, in row order."""
         first: dict[int, Problem] = {}
@@ -73,8 +86,16 @@ class Validated:
 class Predictor:
     """A loaded model plus everything needed to check and score rows for it."""
 
-    def __init__(self, backend: Backend, columns: list[Column], info: ModelInfo) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        columns: list[Column],
+        info: ModelInfo,
+        unused: frozenset[str] = frozenset(),
+    ) -> None:
         self.backend = backend
+        # Training-table columns the model does not use (target, dropped): ignored, not unknown.
+        self.unused = unused - {c.name for c in columns}
         self.columns = columns
         self.info = info
         self.column_names = [c.name for c in columns]
@@ -100,7 +121,7 @@ class Predictor:
             if not isinstance(backend, SklearnBackend):
                 raise ModelError(f"{saved.root}/MLmodel metadata lists no classes")
             info = replace(info, classes=[str(c) for c in backend.estimator.classes_])
-        return cls(backend, saved.columns, info)
+        return cls(backend, saved.columns, info, unused_columns(saved.root, info.target))
 
     def signature(self) -> list[dict[str, Any]]:
         """The input contract, as served by ``/metadata``."""
@@ -120,13 +141,21 @@ class Predictor:
         present = {str(n) for n in names}
         return [c for c in self.column_names if c not in present]
 
+    def unknown(self, names: Iterable[str]) -> list[str]:
+        """Names that are neither model columns nor training-table columns it does not use."""
+        return [n for n in names if n not in self._expected and n not in self.unused]
+
     def select(
         self,
         names: Sequence[Any],
         values: Mapping[str, np.ndarray],
         extra: ExtraColumns = "reject",
+        on_ignored: Callable[[list[str]], None] | None = None,
     ) -> Columns:
-        """Columns given by name (a table, a CSV, a dataframe_split): check the name set."""
+        """Columns given by name (a table, a CSV, a dataframe_split): check the name set.
+
+        Unknown columns are rejected, or with ``extra="ignore"`` reported to ``on_ignored``.
+        """
         counts = Counter(str(n) for n in names)
         duplicated = [name for name, count in counts.items() if count > 1]
         if duplicated:
@@ -137,14 +166,13 @@ class Predictor:
             Problem(Code.missing_column, "required column is missing", column=c)
             for c in self.missing(counts)
         ]
+        unknown = self.unknown(counts)
         if extra == "reject":
-            problems += [
-                Problem(Code.unknown_column, "unknown column", column=c)
-                for c in counts
-                if c not in self._expected
-            ]
+            problems += [Problem(Code.unknown_column, "unknown column", column=c) for c in unknown]
         if problems:
             raise InputError(problems)
+        if unknown and on_ignored is not None:
+            on_ignored(unknown)
         return {name: values[name] for name in self.column_names}
 
     # -- validation ------------------------------------------------------------------------
@@ -169,7 +197,7 @@ class Predictor:
     def _numeric_column(self, name: str, raw: np.ndarray, problems: list[Problem]) -> np.ndarray:
         values, bad = to_numeric(raw)
         problems += [
-            Problem(Code.not_a_number, f"expected a number, got {raw[r]!r}", int(r), name)
+            Problem(Code.not_a_number, f"expected a number, got {shown(raw[r])}", int(r), name)
             for r in np.flatnonzero(bad)
         ]
         huge = np.abs(values) > FLOAT32_MAX  # also catches inf
@@ -215,10 +243,9 @@ class Predictor:
         """
         if not self._numeric:
             return {}
-        try:
-            block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
-        except (TypeError, ValueError, OverflowError):
+        if not all(real_numbers_only(columns[c]) for c in self._numeric):
             return {}
+        block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
         if (np.abs(block) > FLOAT32_MAX).any():
             return {}
         if not np.isfinite(block).all():
@@ -230,11 +257,32 @@ class Predictor:
     # -- prediction ------------------------------------------------------------------------
 
     def predict(self, columns: Columns) -> Prediction:
-        """Validate then score; raises ``InputError`` naming every bad cell."""
+        """Validate then score; raises ``InputError`` naming every bad cell or row."""
         checked = self.validate(columns)
         if not checked.ok:
             raise InputError(checked.problems)
-        return self.predict_valid(checked.columns)
+        scored = self.score(checked)
+        if scored.problems or scored.prediction is None:
+            raise InputError(scored.problems)
+        return scored.prediction
+
+    def score(self, checked: Validated) -> Scored:
+        """Score the rows without problems; a row the model gives no finite output is a problem.
+
+        The compiled runtime computes in float32: values near its limit can meet in a
+        difference of infinities, and a NaN probability is no answer to give.
+        """
+        keep, good = checked.good()
+        problems = list(checked.problems)
+        if not len(keep):
+            return Scored(keep, None, problems)
+        result = self.predict_valid(good)
+        finite = result.finite_rows()
+        if not finite.all():
+            problems += [Problem(Code.out_of_range, UNSCORABLE, int(row)) for row in keep[~finite]]
+            problems.sort(key=lambda p: p.row or 0)
+            keep, result = keep[finite], result.take(finite)
+        return Scored(keep, result, problems)
 
     def predict_frame(self, frame: pd.DataFrame, extra: ExtraColumns = "ignore") -> Prediction:
         """Score a DataFrame (a notebook, a test); columns the model does not use are ignored."""

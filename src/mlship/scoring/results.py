@@ -38,6 +38,20 @@ class Prediction:
         classes = self.classes
         return [dict(zip(classes, row, strict=True)) for row in self.probabilities.tolist()]
 
+    def finite_rows(self) -> np.ndarray:
+        """Rows whose every output number is finite (float32 runtimes can overflow to NaN)."""
+        if self.probabilities is not None:
+            finite: np.ndarray = np.isfinite(self.probabilities).all(axis=1)
+        else:
+            finite = np.isfinite(np.asarray(self.predictions, dtype=np.float64))
+        return finite
+
+    def take(self, rows: np.ndarray) -> Prediction:
+        """The rows selected by a boolean mask."""
+        predictions = [p for p, keep in zip(self.predictions, rows.tolist(), strict=True) if keep]
+        probabilities = None if self.probabilities is None else self.probabilities[rows]
+        return Prediction(predictions, probabilities, self.classes)
+
     def columns(self) -> dict[str, Any]:
         """The output schema's columns (see ``result_fields``), for batch and Spark."""
         out: dict[str, Any] = {PREDICTION: self.predictions}

@@ -19,21 +19,30 @@ JSON_KEYS = ("instances", "dataframe_split", "dataframe_records")
 
 
 def decode(
-    body: bytes, content_type: str | None, predictor: Predictor, extra: ExtraColumns
+    body: bytes,
+    content_type: str | None,
+    predictor: Predictor,
+    extra: ExtraColumns,
+    on_ignored: tabular.OnIgnored = None,
 ) -> Columns:
-    """Turn a request body into raw (unvalidated) columns."""
+    """Turn a request body into raw (unvalidated) columns.
+
+    ``on_ignored`` hears the names of unknown columns that ``extra="ignore"`` let through.
+    """
     kind = tabular.media_type(content_type)
     if kind in tabular.CSV_TYPES:
-        return tabular.csv_table(body, predictor, extra)
+        return tabular.csv_table(body, predictor, extra, on_ignored)
     if not tabular.is_json(kind):
         raise InputError.single(
             Code.unsupported_media_type,
             f"unsupported content type {kind!r}; send application/json or text/csv",
         )
-    return document(tabular.load_json(body), predictor, extra)
+    return document(tabular.load_json(body), predictor, extra, on_ignored)
 
 
-def document(data: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
+def document(
+    data: Any, predictor: Predictor, extra: ExtraColumns, on_ignored: tabular.OnIgnored = None
+) -> Columns:
     """A decoded JSON document of any accepted shape, as raw columns."""
     if isinstance(data, dict):
         keys = [k for k in JSON_KEYS if k in data]
@@ -43,8 +52,13 @@ def document(data: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
                 f"got keys {sorted(map(str, data))[:10]}"
             )
         key = keys[0]
+        others = sorted(str(k) for k in data if k not in (key, "parameters"))
+        if others:
+            raise tabular.malformed(f"unknown key {others[0]!r} beside {key!r}")
+        if not isinstance(data.get("parameters", {}), dict):
+            raise tabular.malformed("'parameters' must be an object")
         if key == "dataframe_split":
-            return tabular.split(data[key], predictor, extra)
+            return tabular.split(data[key], predictor, extra, on_ignored)
         data = data[key]
         if not isinstance(data, list):
             raise tabular.malformed(f"{key} must be an array")
@@ -52,7 +66,7 @@ def document(data: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
         raise tabular.malformed(
             "body must be a JSON array of records or an object with 'instances'"
         )
-    return tabular.rows(data, predictor, extra)
+    return tabular.rows(data, predictor, extra, on_ignored)
 
 
 def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:

@@ -48,22 +48,30 @@ def load_json(body: bytes) -> Any:
         raise malformed(f"malformed JSON: {exc}") from None
 
 
-def rows(data: list[Any], predictor: Predictor, extra: ExtraColumns) -> Columns:
+OnIgnored = Callable[[list[str]], None] | None
+
+
+def rows(
+    data: list[Any], predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
+) -> Columns:
     """A JSON array of records (objects) or of arrays in signature order."""
     if not data:
         raise no_rows()
     if isinstance(data[0], dict):
-        return records(data, predictor, extra)
+        return records(data, predictor, extra, on_ignored)
     if isinstance(data[0], list):
         return arrays(data, predictor)
     raise malformed(f"row 0: expected an object (record) or an array, got {type(data[0]).__name__}")
 
 
-def records(data: Sequence[Any], predictor: Predictor, extra: ExtraColumns) -> Columns:
+def records(
+    data: Sequence[Any], predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
+) -> Columns:
     """Rows given as objects; a row missing a field or adding one is named by row."""
     names = predictor.column_names
     expected = set(names)
     problems: list[Problem] = []
+    ignored: dict[str, None] = {}
     for i, record in enumerate(data):
         if not isinstance(record, dict):
             kind = type(record).__name__
@@ -74,14 +82,14 @@ def records(data: Sequence[Any], predictor: Predictor, extra: ExtraColumns) -> C
                 for c in names
                 if c not in record
             ]
+            unknown = predictor.unknown(map(str, record))
             if extra == "reject":
-                problems += [
-                    Problem(Code.unknown_column, "unknown column", i, str(c))
-                    for c in record
-                    if c not in expected
-                ]
+                problems += [Problem(Code.unknown_column, "unknown column", i, c) for c in unknown]
+            ignored |= dict.fromkeys(unknown)
     if problems:
         raise InputError(problems)
+    if ignored and on_ignored is not None:
+        on_ignored(list(ignored))
     return _matrix(list(map(_row_getter(names), data)), names)
 
 
@@ -99,7 +107,9 @@ def arrays(data: Sequence[Any], predictor: Predictor) -> Columns:
     return _matrix(data, names)
 
 
-def split(payload: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
+def split(
+    payload: Any, predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
+) -> Columns:
     """MLflow's ``{"columns": [...], "data": [[...], ...]}``."""
     if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list):
         raise malformed("dataframe_split needs 'columns' (array) and 'data' (array of arrays)")
@@ -118,10 +128,12 @@ def split(payload: Any, predictor: Predictor, extra: ExtraColumns) -> Columns:
         str(name): np.fromiter((row[j] for row in data), dtype=object, count=len(data))
         for j, name in enumerate(names)
     }
-    return predictor.select(names, values, extra)
+    return predictor.select(names, values, extra, on_ignored)
 
 
-def csv_table(body: bytes, predictor: Predictor, extra: ExtraColumns) -> Columns:
+def csv_table(
+    body: bytes, predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
+) -> Columns:
     """CSV with a header row; cells are typed as ``pandas.read_csv`` typed the training data."""
     try:
         reader = csv.reader(io.StringIO(body.decode("utf-8-sig")), strict=True)
@@ -149,7 +161,7 @@ def csv_table(body: bytes, predictor: Predictor, extra: ExtraColumns) -> Columns
         )
         for j, name in enumerate(header)
     }
-    return predictor.select(header, values, extra)
+    return predictor.select(header, values, extra, on_ignored)
 
 
 def check_names(names: list[Any], where: str) -> None:
