@@ -127,3 +127,15 @@ def test_cli_bad_config_is_one_line_without_traceback() -> None:
     assert result.exit_code == 1
     assert "config key split.bogus: unknown key" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_config_show_prints_the_effective_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A null tracking.uri is resolved before validation: env var, else the embedded store."""
+    args = ("config", "show", "--config", str(BASE_CONFIG), "--json")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shown = json.loads(run_cli(*args).stdout)
+    assert shown["tracking"]["uri"] == "sqlite:///mlruns.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    assert json.loads(run_cli(*args).stdout)["tracking"]["uri"] == "http://mlflow.example:5000"
+    explicit = json.loads(run_cli(*args, "tracking.uri=sqlite:///other.db").stdout)
+    assert explicit["tracking"]["uri"] == "sqlite:///other.db"

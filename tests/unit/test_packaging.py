@@ -56,3 +56,16 @@ def test_importing_mlship_loads_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_the_version_has_one_source() -> None:
+    """pyproject.toml sets it; the package, `mlship --version` and model dirs report it."""
+    import tomllib
+
+    from mlship import __version__
+    from tests.conftest import run_cli
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == declared
+    result = run_cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"mlship {declared}"
