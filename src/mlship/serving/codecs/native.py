@@ -32,10 +32,13 @@ def decode(
     kind = tabular.media_type(content_type)
     if kind in tabular.CSV_TYPES:
         return tabular.csv_table(body, predictor, extra, on_ignored)
+    if kind in tabular.JSON_LINES_TYPES:
+        return tabular.json_lines(body, predictor, extra, on_ignored)
     if not tabular.is_json(kind):
         raise InputError.single(
             Code.unsupported_media_type,
-            f"unsupported content type {kind!r}; send application/json or text/csv",
+            f"unsupported content type {kind!r}; send application/json, text/csv or "
+            "application/jsonlines",
         )
     return document(tabular.load_json(body), predictor, extra, on_ignored)
 

@@ -21,6 +21,7 @@ from mlship.scoring.problems import Code, InputError, Problem
 
 JSON_TYPES = ("application/json", "text/json", "*/*")
 CSV_TYPES = ("text/csv", "application/csv")
+JSON_LINES_TYPES = ("application/jsonlines", "application/x-jsonlines", "application/jsonl")
 
 
 def media_type(content_type: str | None) -> str:
@@ -134,17 +135,25 @@ def split(
 def csv_table(
     body: bytes, predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
 ) -> Columns:
-    """CSV with a header row; cells are typed as ``pandas.read_csv`` typed the training data."""
+    """CSV with a header row, or without one (values in signature order, as SageMaker's
+    ``CSVSerializer`` sends them); cells are typed as ``pandas.read_csv`` typed training data.
+
+    The first line is a header when any of its cells names a column of the training table.
+    """
     try:
         reader = csv.reader(io.StringIO(body.decode("utf-8-sig")), strict=True)
-        header = next(reader, None)
         data = [row for row in reader if row]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise malformed(f"malformed CSV: {exc}") from None
-    if not header:
-        raise malformed("empty CSV body; send a header row and at least one data row")
-    header = [name.strip() for name in header]
-    check_names(header, "CSV header")
+    if not data:
+        raise malformed("empty CSV body; send rows, with or without a header row")
+    first = [cell.strip() for cell in data[0]]
+    known = set(predictor.column_names) | predictor.unused
+    if known.isdisjoint(first):
+        header, data, where = predictor.column_names, data, "CSV row"
+    else:
+        header, data, where = first, data[1:], "CSV row"
+        check_names(header, "CSV header")
     if not data:
         raise no_rows()
     width = len(header)
@@ -152,7 +161,7 @@ def csv_table(
     if bad:
         problems = [Problem(Code.malformed, f"expected {width} fields", i) for i in bad]
         got = len(data[bad[0]])
-        raise InputError(problems, f"CSV row {bad[0]}: expected {width} fields, got {got}")
+        raise InputError(problems, f"{where} {bad[0]}: expected {width} fields, got {got}")
     kinds = {c.name: c.kind for c in predictor.columns}
     values = {
         name: text_cells(
@@ -162,6 +171,20 @@ def csv_table(
         for j, name in enumerate(header)
     }
     return predictor.select(header, values, extra, on_ignored)
+
+
+def json_lines(
+    body: bytes, predictor: Predictor, extra: ExtraColumns, on_ignored: OnIgnored = None
+) -> Columns:
+    """One JSON record (or array in signature order) per line."""
+    lines = [line for line in body.splitlines() if line.strip()]
+    data = []
+    for i, line in enumerate(lines):
+        try:
+            data.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise malformed(f"JSON line {i}: {exc}") from None
+    return rows(data, predictor, extra, on_ignored)
 
 
 def check_names(names: list[Any], where: str) -> None:

@@ -1,0 +1,58 @@
+"""SageMaker's ``/invocations``: JSON, CSV (headerless, as the SDK's ``CSVSerializer`` sends)
+or JSON Lines in; the reply in the format the ``Accept`` header asks for.
+
+- ``application/json`` (default): the ``/score`` reply;
+- ``text/csv``: one line per row, the label then each class probability (no header);
+- ``application/jsonlines``: one ``{"prediction", "probabilities"}`` object per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+
+from mlship.scoring.predictor import Predictor
+from mlship.scoring.problems import Code, InputError
+from mlship.scoring.results import Prediction
+from mlship.serving.codecs import native, tabular
+from mlship.serving.codecs.native import decode
+
+__all__ = ["decode", "render"]
+REPLY_TYPES = ("application/json", "text/csv", "application/jsonlines")
+
+
+def reply_type(accept: str | None) -> str:
+    """The first acceptable type the ``Accept`` header lists (``*/*`` or none: JSON)."""
+    for part in (accept or "*/*").split(","):
+        kind = tabular.media_type(part)
+        if kind in ("*/*", "application/*"):
+            return "application/json"
+        if kind in REPLY_TYPES:
+            return kind
+        if kind in tabular.JSON_LINES_TYPES:
+            return "application/jsonlines"
+    raise InputError.single(
+        Code.unsupported_media_type, f"cannot reply as {accept!r}; accept one of {REPLY_TYPES}"
+    )
+
+
+def render(result: Prediction, predictor: Predictor, kind: str) -> bytes:
+    if kind == "text/csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        probabilities = result.probabilities.tolist() if result.probabilities is not None else None
+        for i, label in enumerate(result.predictions):
+            writer.writerow([label, *(probabilities[i] if probabilities else [])])
+        return out.getvalue().encode()
+    if kind == "application/jsonlines":
+        records = result.probability_records()
+        lines = [
+            orjson.dumps(
+                {"prediction": label, **({"probabilities": records[i]} if records else {})}
+            )
+            for i, label in enumerate(result.predictions)
+        ]
+        return b"\n".join(lines) + b"\n"
+    return orjson.dumps(native.encode(result, predictor), option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,82 @@
+"""SageMaker and KServe v1 codecs on a fake predictor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlship.scoring.problems import InputError
+from mlship.serving.codecs import kserve_v1, native, sagemaker
+from tests.scoring.fakes import fake_predictor
+
+RECORDS = [
+    {"price": 1.0, "discount": 0.0, "store": "1", "promo": "a"},
+    {"price": 2.0, "discount": None, "store": "7", "promo": None},
+]
+
+
+def columns(body: bytes, content_type: str) -> dict[str, list[object]]:
+    decoded = native.decode(body, content_type, fake_predictor(), "reject")
+    return {k: v.tolist() for k, v in decoded.items()}
+
+
+def test_headerless_csv_jsonlines_and_json_decode_alike() -> None:
+    want = columns(json.dumps(RECORDS).encode(), "application/json")
+    headerless = b"1.0,0.0,1,a\n2.0,,7,\n"  # what a CSV serializer sends: values only
+    with_header = b"price,discount,store,promo\n" + headerless
+    lines = b"\n".join(json.dumps(r).encode() for r in RECORDS)
+    assert columns(headerless, "text/csv") == columns(with_header, "text/csv")
+    got = columns(lines, "application/jsonlines")
+    assert got["price"] == want["price"] and got["store"] == want["store"]
+    assert columns(headerless, "text/csv")["store"] == ["1", "7"]
+
+
+def test_headerless_csv_of_the_wrong_width_names_the_row() -> None:
+    with pytest.raises(InputError, match="CSV row 1: expected 4 fields, got 3"):
+        columns(b"1.0,0.0,1,a\n2.0,7,x\n", "text/csv")
+
+
+@pytest.mark.parametrize(
+    ("accept", "kind"),
+    [
+        (None, "application/json"),
+        ("*/*", "application/json"),
+        ("text/csv", "text/csv"),
+        ("application/jsonlines", "application/jsonlines"),
+        ("text/html, text/csv;q=0.9", "text/csv"),
+    ],
+)
+def test_the_reply_type_follows_accept(accept: str | None, kind: str) -> None:
+    assert sagemaker.reply_type(accept) == kind
+
+
+def test_an_unacceptable_accept_is_refused() -> None:
+    with pytest.raises(InputError, match="cannot reply as"):
+        sagemaker.reply_type("application/x-protobuf")
+
+
+def test_replies_in_each_format() -> None:
+    predictor = fake_predictor()
+    result = predictor.predict(
+        native.decode(json.dumps(RECORDS).encode(), None, predictor, "reject")
+    )
+    csv_lines = sagemaker.render(result, predictor, "text/csv").decode().splitlines()
+    assert [line.split(",")[0] for line in csv_lines] == result.predictions
+    assert len(csv_lines[0].split(",")) == 3
+    lines = sagemaker.render(result, predictor, "application/jsonlines").splitlines()
+    assert [json.loads(line)["prediction"] for line in lines] == result.predictions
+    as_json = json.loads(sagemaker.render(result, predictor, "application/json"))
+    assert as_json["predictions"] == result.predictions
+
+
+def test_kserve_v1() -> None:
+    predictor = fake_predictor()
+    body = json.dumps({"instances": RECORDS}).encode()
+    result = predictor.predict(kserve_v1.decode(body, None, predictor, "reject"))
+    reply = kserve_v1.encode(result, predictor)
+    assert reply["predictions"] == result.predictions and len(reply["probabilities"]) == 2
+    with pytest.raises(InputError, match="instances"):
+        kserve_v1.decode(json.dumps(RECORDS).encode(), None, predictor, "reject")
+    assert kserve_v1.model_status(predictor, "oj") == {"name": "oj", "ready": True}
+    assert kserve_v1.model_status(None, "oj")["ready"] is False
