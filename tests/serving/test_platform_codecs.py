@@ -80,3 +80,14 @@ def test_kserve_v1() -> None:
         kserve_v1.decode(json.dumps(RECORDS).encode(), None, predictor, "reject")
     assert kserve_v1.model_status(predictor, "oj") == {"name": "oj", "ready": True}
     assert kserve_v1.model_status(None, "oj")["ready"] is False
+
+
+def test_mlflow_inputs_records_and_columnar() -> None:
+    want = columns(json.dumps(RECORDS).encode(), "application/json")
+    records = {"inputs": RECORDS, "params": {}}
+    columnar = {"inputs": {k: [r[k] for r in RECORDS] for k in RECORDS[0]}}
+    assert columns(json.dumps(records).encode(), "application/json") == want
+    assert columns(json.dumps(columnar).encode(), "application/json") == want
+    ragged = {"inputs": {"price": [1.0], "discount": [0.0, 1.0], "store": ["1"], "promo": ["a"]}}
+    with pytest.raises(InputError, match="same length"):
+        columns(json.dumps(ragged).encode(), "application/json")

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
 from mlship.serving.codecs import tabular
 
-JSON_KEYS = ("instances", "dataframe_split", "dataframe_records")
+JSON_KEYS = ("instances", "dataframe_split", "dataframe_records", "inputs")
+# Keys allowed beside the one above, and ignored: Vertex/KServe "parameters", MLflow "params".
+SIDE_KEYS = ("parameters", "params")
 
 
 def decode(
@@ -55,13 +59,16 @@ def document(
                 f"got keys {sorted(map(str, data))[:10]}"
             )
         key = keys[0]
-        others = sorted(str(k) for k in data if k not in (key, "parameters"))
+        others = sorted(str(k) for k in data if k != key and k not in SIDE_KEYS)
         if others:
             raise tabular.malformed(f"unknown key {others[0]!r} beside {key!r}")
-        if not isinstance(data.get("parameters", {}), dict):
-            raise tabular.malformed("'parameters' must be an object")
+        for side in SIDE_KEYS:
+            if not isinstance(data.get(side, {}), dict):
+                raise tabular.malformed(f"{side!r} must be an object")
         if key == "dataframe_split":
             return tabular.split(data[key], predictor, extra, on_ignored)
+        if key == "inputs" and isinstance(data[key], dict):  # MLflow's columnar form
+            return _columnar(data[key], predictor, extra, on_ignored)
         data = data[key]
         if not isinstance(data, list):
             raise tabular.malformed(f"{key} must be an array")
@@ -70,6 +77,25 @@ def document(
             "body must be a JSON array of records or an object with 'instances'"
         )
     return tabular.rows(data, predictor, extra, on_ignored)
+
+
+def _columnar(
+    table: dict[str, Any], predictor: Predictor, extra: ExtraColumns, on_ignored: tabular.OnIgnored
+) -> Columns:
+    """``{"inputs": {"col": [v, ...], ...}}``: one list per column, all the same length."""
+    names = list(table)
+    tabular.check_names(names, "inputs")
+    lengths = {len(v) if isinstance(v, list) else -1 for v in table.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise tabular.malformed("inputs: every column must be a list, all of the same length")
+    if lengths == {0}:
+        raise tabular.no_rows()
+    values = {}
+    for name, column in table.items():
+        array = np.empty(len(column), dtype=object)
+        array[:] = column
+        values[name] = array
+    return predictor.select(names, values, extra, on_ignored)
 
 
 def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
