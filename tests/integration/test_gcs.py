@@ -4,14 +4,16 @@ Every command runs as a user would run it: the ``mlship`` console script in a su
 environment names the emulator the standard way (``STORAGE_EMULATOR_HOST``, honoured by gcsfs
 and by google-cloud-storage, which MLflow's ``gs://`` artifact store uses). One training (the
 prod overlay as shipped: data from ``gs://mlship-prod-data/oj/oj.csv``, MLflow artifacts in a
-bucket) feeds every test in the module.
+bucket) feeds every test in the module; ``mlship bundle`` then reads the model back from a bucket.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,3 +154,21 @@ def test_a_mid_stream_failure_leaves_no_object_and_keeps_the_old_one(
     assert again.returncode == 1
     assert env.gcs.keys(SCORES_BUCKET, "day=2") == ["day=2/scores.parquet"]
     assert env.gcs.fs().cat_file(fresh.removeprefix("gs://")) == before
+
+
+def test_bundle_reads_the_model_from_a_bucket(env: Env, trained: Path) -> None:
+    source = env.gcs.upload_dir("mlship-models", "oj-purchase/1", trained)
+    output = env.work / "oj-purchase-1.tar.gz"
+    made = env.run("mlship", "bundle", "--model", source, "--output", str(output), timeout=300)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "bundled oj-purchase v1 (runtime onnx" in made.stdout
+    with tarfile.open(output) as archive:
+        handle = archive.extractfile("oj-purchase-1/SHA256SUMS")
+        assert handle is not None
+        sums = dict(line.split("  ", 1)[::-1] for line in handle.read().decode().splitlines())
+    local = {
+        f"model/{p.relative_to(trained).as_posix()}": hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in trained.rglob("*")
+        if p.is_file()
+    }
+    assert {k: v for k, v in sums.items() if k.startswith("model/")} == local

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mlship import __version__
-from mlship.cli import config, image, predict, registry, serve, train
+from mlship.cli import bundle, config, image, predict, registry, serve, train
 from mlship.cli.common import state
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command()(registry.promote)
 app.command()(serve.serve)
 app.add_typer(image.app, name="image")
 app.add_typer(config.app, name="config")
+app.command()(bundle.bundle)
 
 
 def _version(value: bool) -> None:
