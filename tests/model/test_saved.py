@@ -14,6 +14,7 @@ import pytest
 from mlship import __version__
 from mlship.errors import ModelError
 from mlship.model import layout
+from mlship.model.manifest import write_manifest
 from mlship.model.saved import SavedModel, check_runtime
 from mlship.scoring.predictor import Predictor
 from tests.conftest import OJ_CSV, ROOT
@@ -59,6 +60,9 @@ def test_the_current_format_is_accepted(tmp_path: Path) -> None:
     info = json.loads((model / layout.INFO).read_text())
     stamped = {**info, "format_version": layout.FORMAT_VERSION, "mlship_version": __version__}
     (model / layout.INFO).write_text(json.dumps(stamped))
+    with pytest.raises(ModelError, match="no manifest"):  # format 1 carries one
+        SavedModel.open(model)
+    write_manifest(model, name=info["name"], version=info["version"], run_id=info["run_id"])
     saved = SavedModel.open(model)
     assert (saved.info.format_version, saved.info.mlship_version) == (1, __version__)
 

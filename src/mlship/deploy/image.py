@@ -1,7 +1,9 @@
 """``mlship image build``: put a model into the build context and run ``docker build``.
 
 A model comes from a local saved model dir or from the registry (``models:/NAME@ALIAS`` or
-``models:/NAME/VERSION``, exported with its metrics and config). The copy lives under
+``models:/NAME/VERSION``, exported with its metrics, config and manifest). Either way the dir
+is verified against its manifest before ``docker build`` runs, and the Dockerfile's build-time
+check verifies the copy inside the image again. The copy lives under
 ``.docker-context/`` in the build context for the duration of the build, and the image is
 tagged ``NAME:VERSION`` with OCI labels naming the model, its version and run.
 """
@@ -60,11 +62,12 @@ def staged_model(source: str, context: Path, tracking_uri: str) -> Iterator[Path
         local = Path(source).resolve()
         if not is_model_dir(local):
             raise MlshipError(f"model {source}: not a saved model dir (no MLmodel file)")
+        SavedModel.open(local)  # verified where the user put it, so errors name their dir
         if local.is_relative_to(context.resolve()):
             yield local
             return
         staging.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(local, staging)
+        shutil.copytree(local, staging, symlinks=True)  # byte for byte; the copy is verified too
     try:
         yield staging
     finally:

@@ -10,9 +10,11 @@ example, requirements) plus mlship's own files::
     metrics.json, config.yaml       holdout metrics and the resolved training config
     extra_files/model.onnx          the compiled twin (when it converts)
     extra_files/onnx_parity.json    its parity report; the twin is used only if it passed
+    manifest.json                   size and SHA-256 of every other file, the format version,
+                                    registry name, version and run id; written last
 
 Format history: 0 -- dirs written before the format was versioned (no ``format_version`` in
-``mlship.json``), read as 1; 1 -- the current layout.
+``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ METRICS = "metrics.json"
 CONFIG = "config.yaml"
 ONNX = "extra_files/model.onnx"
 PARITY = "extra_files/onnx_parity.json"
-# Reserved for the integrity manifest (SHA-256 of every file), written last at export.
+# The integrity manifest (``model.manifest``), written last at export, verified at every load.
 MANIFEST = "manifest.json"
 
 RUNTIMES = ("auto", "onnx", "sklearn")

@@ -1,4 +1,7 @@
-"""Read a saved model dir into a typed ``SavedModel``, checking its format before anything else.
+"""Read a saved model dir into a typed ``SavedModel``, verifying it before anything else.
+
+``SavedModel.open`` checks the dir against its manifest (``manifest``) before any file is
+parsed or unpickled, then refuses formats it does not know.
 
 We read the ``MLmodel`` file (YAML) directly rather than through ``mlflow.pyfunc``, so the
 scoring image needs neither MLflow nor its dependency tree. The fields read (flavor ``sklearn``
@@ -16,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from mlship.errors import ModelError
-from mlship.model import layout
+from mlship.model import layout, manifest
 from mlship.model.parity import ParityReport, read_parity
 
 Runtime = Literal["auto", "onnx", "sklearn"]
@@ -48,6 +51,7 @@ class ModelInfo:
     format_version: int = layout.FORMAT_VERSION
     mlship_version: str = ""
     ignored_columns: list[str] = field(default_factory=list)
+    manifest_sha256: str = ""
 
 
 def check_runtime(name: str) -> Runtime:
@@ -68,13 +72,21 @@ class SavedModel:
     parity: ParityReport | None
 
     @classmethod
-    def open(cls, path: Path | str) -> SavedModel:
-        """Read ``path``; a dir that is not a model dir, or of an unknown format, is refused."""
+    def open(cls, path: Path | str, *, manifest_sha256: str | None = None) -> SavedModel:
+        """Read ``path``, verifying it against its manifest before anything else is read.
+
+        A dir that is not a model dir, of an unknown format, that fails its manifest or (format
+        1 and later) has none is refused; a format-0 dir (mlship 0.1.0) has none and is read as
+        before. ``manifest_sha256`` pins the manifest to the digest the registry recorded.
+        """
         root = Path(path)
         if not root.is_dir():
             raise ModelError(f"model dir {root} does not exist")
-        spec = _read_mlmodel(root)
+        verified = manifest.verify(root)
+        _check_pin(root, verified, manifest_sha256)
         extra = _read_info(root)
+        _check_identity(root, verified, extra)
+        spec = _read_mlmodel(root)
         meta = spec.get("metadata") or {}
         inputs = (spec.get("signature") or {}).get("inputs")
         if not inputs:
@@ -104,6 +116,7 @@ class SavedModel:
             format_version=int(extra.get("format_version", 0)),
             mlship_version=str(extra.get("mlship_version", "")),
             ignored_columns=[str(c) for c in meta.get("ignored") or []],
+            manifest_sha256=verified.sha256 if verified else "",
         )
         return cls(root, columns, info, spec["flavors"]["sklearn"], read_parity(root))
 
@@ -123,8 +136,15 @@ class SavedModel:
         return requested
 
     def load_estimator(self) -> Any:
-        """Unpickle (or skops-load) the fitted pipeline. Only call on a dir you trust."""
-        path = self.root / self.flavor.get("pickled_model", "model.pkl")
+        """Unpickle (or skops-load) the fitted pipeline.
+
+        ``open`` verified the file against the manifest; that proves it is the file export
+        wrote, not that a pickle from elsewhere is safe (see the README's trust boundary).
+        """
+        name = str(self.flavor.get("pickled_model", "model.pkl"))
+        if not manifest.is_plain_relative(name):
+            raise ModelError(f"model dir {self.root}: pickled_model {name!r} is not a file in it")
+        path = self.root / name
         fmt = self.flavor.get("serialization_format", "pickle")
         if not path.is_file():
             raise ModelError(f"model dir {self.root}: {path.name} is missing")
@@ -142,6 +162,40 @@ class SavedModel:
             with path.open("rb") as handle:
                 return pickle.load(handle)
         raise ModelError(f"model dir {self.root}: unsupported serialization_format {fmt!r}")
+
+
+def _check_pin(root: Path, verified: manifest.Manifest | None, pin: str | None) -> None:
+    if pin is None:
+        return
+    if verified is None:
+        raise ModelError(
+            f"model dir {root}: no {layout.MANIFEST} to check against the pinned digest"
+        )
+    if verified.sha256 != pin.lower():
+        raise ModelError(
+            f"model dir {root}: {layout.MANIFEST} digest {verified.sha256[:16]}... is not the "
+            f"pinned {pin[:16]}..."
+        )
+
+
+def _check_identity(root: Path, verified: manifest.Manifest | None, extra: dict[str, Any]) -> None:
+    """A format-1 dir must carry a manifest, and the manifest must describe the same model."""
+    fmt = int(extra.get("format_version", 0))
+    if verified is None:
+        if fmt >= 1:
+            raise ModelError(
+                f"model dir {root}: no {layout.MANIFEST} (format {fmt} dirs carry one); "
+                "re-export the model from the registry"
+            )
+        return
+    stated = (fmt, *(str(extra.get(key, "")) for key in ("name", "version", "run_id")))
+    listed = (verified.format_version, verified.name, verified.version, verified.run_id)
+    if stated != listed:
+        raise ModelError(
+            f"model dir {root}: {layout.MANIFEST} describes format {listed[0]} {listed[1]} "
+            f"v{listed[2]} (run {listed[3]}), {layout.INFO} format {stated[0]} {stated[1]} "
+            f"v{stated[2]} (run {stated[3]})"
+        )
 
 
 def is_model_dir(path: Path) -> bool:

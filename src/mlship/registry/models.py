@@ -7,8 +7,9 @@ from typing import Any
 
 from mlship.errors import TrackingError
 from mlship.model import layout
+from mlship.model.manifest import write_manifest
 from mlship.model.writer import write_identity
-from mlship.registry.tracking import CONFIG_ARTIFACT, active_store, client
+from mlship.registry.tracking import CONFIG_ARTIFACT, active_store, client, record_manifest_digest
 from mlship.storage import atomic_dir
 
 
@@ -40,13 +41,16 @@ def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path
     """Copy a registered model version to ``dest`` (atomically) with its metrics and config.
 
     The dir holds the MLflow model (MLmodel, signature, input example, requirements) plus
-    ``mlship.json`` (name, version, run id, metrics), ``metrics.json`` and ``config.yaml``.
+    ``mlship.json`` (name, version, run id, metrics), ``metrics.json``, ``config.yaml`` and,
+    written last, ``manifest.json`` (size and SHA-256 of every file). The manifest's digest is
+    recorded on the run and the version (tag ``model.manifest_sha256``, set by the version's
+    first export) before the dir is moved into place.
     """
     import mlflow
 
     mlflow_client = client(uri)
     mv = resolve_version(mlflow_client, name, str(version_or_alias))
-    metrics = run_metrics(mlflow_client, mv.run_id)
+    run = mlflow_client.get_run(mv.run_id)
     with atomic_dir(dest) as tmp, active_store(uri):
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp), tracking_uri=uri
@@ -58,8 +62,10 @@ def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path
             version=str(mv.version),
             run_id=mv.run_id,
             tracking_uri=uri,
-            metrics=metrics,
+            metrics=dict(run.data.metrics),
         )
+        digest = write_manifest(tmp, name=name, version=str(mv.version), run_id=mv.run_id)
+        record_manifest_digest(mlflow_client, mv, dict(run.data.tags), digest)
     return dest
 
 

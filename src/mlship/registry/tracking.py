@@ -18,6 +18,7 @@ from mlship.config import Settings
 from mlship.errors import TrackingError
 
 CONFIG_ARTIFACT = "config/resolved.yaml"
+MANIFEST_TAG = "model.manifest_sha256"
 
 
 def quiet_mlflow() -> None:
@@ -119,6 +120,31 @@ def client(uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
+
+
+def record_manifest_digest(
+    mlflow_client: Any, model_version: Any, run_tags: dict[str, str], digest: str
+) -> None:
+    """Tag the run and the registered version with the digest of the version's first export.
+
+    Training exports first, so the tags hold the digest of the dir training wrote. A later
+    export of the same version (``mlship image build models:/...``) writes the same bytes unless
+    its ``mlship.json`` differs (another tracking URI spelling, another mlship version); the
+    tags then keep the first digest rather than change under an existing deployment.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name, version = model_version.name, str(model_version.version)
+    try:
+        if MANIFEST_TAG not in run_tags:
+            mlflow_client.set_tag(model_version.run_id, MANIFEST_TAG, digest)
+        if MANIFEST_TAG not in (model_version.tags or {}):
+            mlflow_client.set_model_version_tag(name, version, MANIFEST_TAG, digest)
+    except MlflowException as exc:
+        first = exc.message.splitlines()[0] if exc.message else str(exc)
+        raise TrackingError(
+            f"registered model {name!r} v{version}: cannot record the manifest digest ({first})"
+        ) from None
 
 
 @dataclass(frozen=True)
