@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"errors"},
     "model": {"errors", "storage", "version"},
     "scoring": {"errors", "model"},
-    "serving": {"errors", "model", "scoring"},
+    "serving": {"errors", "model", "scoring", "version"},
     "batch": {"errors", "storage", "model", "scoring"},
     "registry": {"errors", "config", "storage", "model"},
     "training": {"errors", "config", "storage", "model", "scoring", "registry"},

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from mlship.config import load_settings
 from mlship.errors import ModelError
 from mlship.model.layout import PARITY as PARITY_FILE
+from mlship.model.manifest import write_manifest
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import InputError
 from mlship.training import compile as compile_module
@@ -116,6 +117,10 @@ def test_failed_parity_falls_back_to_sklearn(trained_oj: Path, tmp_path: Path) -
     report = model_dir / PARITY_FILE
     report.write_text(
         json.dumps({**json.loads(report.read_text()), "passed": False, "reason": "max diff 1e-2"})
+    )
+    identity = json.loads((model_dir / "mlship.json").read_text())
+    write_manifest(  # as an export of a model whose parity failed would have
+        model_dir, name=identity["name"], version=identity["version"], run_id=identity["run_id"]
     )
     assert Predictor.load(model_dir).runtime == "sklearn"
     with pytest.raises(ModelError, match="parity failed: max diff 1e-2"):
