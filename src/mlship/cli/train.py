@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.common import (
@@ -35,8 +36,10 @@ def train(
         with console.status("starting", spinner="dots") as status:
 
             def step(message: str) -> None:
-                console.log(message)
-                status.update(message)
+                # Messages quote data (column names, labels): never read them as markup.
+                style = "yellow" if message.startswith("warning: ") else None
+                console.log(message, markup=False, highlight=False, style=style)
+                status.update(escape(message))
 
             result = job.run(settings, env=env, config_path=config, progress=step)
         table = Table(title=f"{settings.tracking.registered_model} v{result.registered.version}")
@@ -53,7 +56,15 @@ def train(
         )
         summary.add_row("model dir", str(result.model_dir))
         summary.add_row("tracking", result.tracking_uri)
-        summary.add_row("rows", f"{result.rows_train:,} train / {result.rows_test:,} holdout")
+        used = result.rows_train + result.rows_test
+        summary.add_row(
+            "rows",
+            f"{result.rows_read:,} read, {used:,} used: "
+            f"{result.rows_train:,} train / {result.rows_test:,} holdout",
+        )
+        if result.warnings:
+            count = len(result.warnings)
+            summary.add_row("data warnings", f"{count} (printed above; run tag data.warnings)")
         out.print(summary)
 
     guarded(body)

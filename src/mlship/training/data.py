@@ -21,6 +21,13 @@ from mlship.scoring.columns import (
     to_numeric,
 )
 from mlship.storage import infer_format
+from mlship.training.quality import (
+    check_filled,
+    check_last_row,
+    class_warnings,
+    feature_warnings,
+    last_line,
+)
 
 MOSTLY_NUMERIC = 0.9
 
@@ -36,6 +43,10 @@ class Dataset:
     classes: list[str]
     positive_class: str | None
     digest: str
+    # One line each: what is legal but likely to make a poor model (constant or mostly missing
+    # features, a very rare class). The job prints them and logs them as the run tag
+    # ``data.warnings``.
+    warnings: tuple[str, ...] = ()
 
     @property
     def nullable(self) -> list[str]:
@@ -70,7 +81,8 @@ def read_table(
         if kind == "parquet":
             return pd.read_parquet(uri, storage_options=options)
         sep = "\t" if uri.lower().endswith(".tsv") else ","
-        return pd.read_csv(uri, storage_options=options, sep=sep)
+        frame = pd.read_csv(uri, storage_options=options, sep=sep)
+        last = last_line(uri, options)
     except ImportError as exc:
         raise DataError(
             f"data.uri {uri!r}: the filesystem for this URI is not installed ({exc})"
@@ -78,6 +90,8 @@ def read_table(
     except Exception as exc:  # any backend error becomes one line naming the URI
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"data.uri {uri!r}: cannot read it: {reason}") from None
+    check_last_row(uri, last, sep, frame.shape[1])
+    return frame
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -206,8 +220,10 @@ def prepare(frame: pd.DataFrame, settings: Settings) -> Dataset:
         raise DataError(f"data.uri {settings.data.uri!r}: the table has no rows")
     target, classes, positive = _target(frame, settings)
     numeric, categorical = feature_roles(frame, settings.data)
+    check_filled(frame, numeric + categorical)
     _check_numeric(frame, numeric)
     features = coerce_features(frame, numeric, categorical)
+    warnings = feature_warnings(frame, numeric + categorical) + class_warnings(target, classes)
     return Dataset(
         features=features,
         target=target,
@@ -216,6 +232,7 @@ def prepare(frame: pd.DataFrame, settings: Settings) -> Dataset:
         classes=classes,
         positive_class=positive,
         digest=fingerprint(frame),
+        warnings=tuple(warnings),
     )
 
 

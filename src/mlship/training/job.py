@@ -1,13 +1,14 @@
 """The training job: settings in, a tracked run, a registered version and a saved model dir out.
 
-Each step reports through ``progress`` so the CLI can show what is happening; nothing is
-written to ``output.model_dir`` until every earlier step succeeded, and the alias moves last.
+Each step reports through ``progress`` so the CLI can show what is happening. Before any data
+is read, ``output.model_dir`` is proven writable and what a killed run left is cleared; nothing
+is written there until every earlier step succeeded, a version whose export fails is withdrawn
+from the registry, and the alias moves last.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from mlship.config import Settings, Task, flatten, public_dump, settings_to_yaml
 from mlship.errors import ModelError
-from mlship.registry.models import export_model, set_alias
+from mlship.registry.models import set_alias
 from mlship.registry.tracking import (
     ModelContent,
     RegisteredModel,
@@ -26,15 +27,15 @@ from mlship.registry.tracking import (
     log_training,
     pinned_requirements,
 )
-from mlship.storage import check_replaceable
+from mlship.storage import owned_prefix
 from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
 from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
+from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
 from mlship.training.pipeline import build_pipeline
 
 # What a saved model needs at scoring time; recorded, pinned, in the model dir.
 SERVING_PACKAGES = ["scikit-learn", "numpy", "pandas", "scipy"]
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,19 @@ class TrainResult:
     tracking_uri: str
     rows_train: int
     rows_test: int
+    rows_read: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """The data as read, as validated, and as split."""
+    """The data as read, as validated, and as split; ``raw`` is what was used (after sample)."""
 
     raw: pd.DataFrame
     dataset: data_mod.Dataset
     parts: data_mod.Split
     task: Task
+    rows_read: int
 
     @property
     def holdout(self) -> Holdout:
@@ -79,12 +83,20 @@ def prepare(settings: Settings, progress: Progress) -> Prepared:
     cfg = settings.data
     progress(f"reading {cfg.uri}")
     raw = data_mod.read_table(cfg.uri, cfg.format, cfg.storage_options)
+    rows_read = len(raw)
+    progress(f"read {rows_read:,} rows x {raw.shape[1]} columns")
     if cfg.target in raw.columns:
         raw = data_mod.sample(raw, cfg, settings.task)
-    progress(f"validating {len(raw):,} rows x {raw.shape[1]} columns")
+    progress(f"validating {len(raw):,} of {rows_read:,} rows")
     dataset = data_mod.prepare(raw, settings)
+    for warning in dataset.warnings:
+        progress(f"warning: {warning}")
     parts = data_mod.split(dataset, settings.split, settings.task)
-    return Prepared(raw, dataset, parts, settings.task)
+    progress(
+        f"using {len(raw):,} of {rows_read:,} rows read: {len(parts.x_train):,} to train, "
+        f"{len(parts.x_test):,} to hold out"
+    )
+    return Prepared(raw, dataset, parts, settings.task, rows_read)
 
 
 def fit_and_evaluate(
@@ -136,10 +148,13 @@ def run_record(
         "mlship.algorithm": settings.model.name,
         "data.uri": cfg.uri,
         "data.sha256": dataset.digest,
+        **({"data.warnings": "\n".join(dataset.warnings)[:TAG_LIMIT]} if dataset.warnings else {}),
         **git_state(),
         **settings.tracking.tags,
     }
     params = flatten(public_dump(settings)) | {
+        "data.rows_read": data.rows_read,
+        "data.rows_used": len(data.raw),
         "data.rows_train": len(parts.x_train),
         "data.rows_test": len(parts.x_test),
         "data.numeric_features": len(dataset.numeric),
@@ -167,7 +182,7 @@ def track(
     lineage = from_pandas(
         data.raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target
     )
-    with tempfile.TemporaryDirectory(prefix="mlship-") as work:
+    with tempfile.TemporaryDirectory(prefix=owned_prefix(WORK_STEM)) as work:
         progress("compiling to ONNX and checking parity on the holdout")
         parity = compile_onnx(
             model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
@@ -176,7 +191,7 @@ def track(
         progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
         tags = tags | {
             "onnx.parity": "passed" if parity.passed else "failed",
-            "onnx.reason": parity.reason[:5000],
+            "onnx.reason": parity.reason[:TAG_LIMIT],
         }
         progress("drawing plots")
         plots = plot_all(model, data.holdout, Path(work) / "plots")
@@ -201,16 +216,15 @@ def run(
     progress: Progress = _noop,
 ) -> TrainResult:
     """Run the whole training job described by ``settings``."""
+    prepare_output(settings.output.model_dir.resolve(), progress)  # before hours of fitting
     data = prepare(settings, progress)
-    check_replaceable(settings.output.model_dir.resolve())  # before hours of fitting
     uri = settings.tracking.uri
     progress(f"checking the tracking store {uri}")
     check_store(uri, settings.tracking.experiment)
     model, metrics = fit_and_evaluate(settings, data, progress)
     record = run_record(settings, data, env, config_path)
     registered = track(settings, data, model, metrics, record, progress)
-    progress(f"exporting version {registered.version} to {settings.output.model_dir}")
-    export_model(uri, registered.name, registered.version, settings.output.model_dir)
+    export(settings, registered, progress)
     set_alias(uri, registered.name, settings.tracking.alias, registered.version)
     return TrainResult(
         metrics=metrics,
@@ -219,6 +233,8 @@ def run(
         tracking_uri=uri,
         rows_train=len(data.parts.x_train),
         rows_test=len(data.parts.x_test),
+        rows_read=data.rows_read,
+        warnings=data.dataset.warnings,
     )
 
 
