@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -96,18 +97,19 @@ def bundles(trained_oj: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundl
     assert "runtime onnx" in made.stdout
     print(f"\nbundle: {v1.stat().st_size / 1e6:.1f} MB, built in {seconds:.1f} s")
 
-    # Version 2 of the same model, as the next registered version would arrive; it ships the
-    # mlship wheel of bundle 1 (--wheel) instead of building another.
-    model_v2 = out / "model-v2"
-    shutil.copytree(trained_oj / "model", model_v2)
-    info = json.loads((model_v2 / "mlship.json").read_text())
-    (model_v2 / "mlship.json").write_text(json.dumps({**info, "version": "2"}))
+    # Version 2: the same model registered again (as the next training would register it), in
+    # a copy of the session's tracking store, and bundled straight from the registry; it
+    # ships bundle 1's mlship wheel (--wheel) instead of building another.
+    store = out / "mlruns.db"
+    shutil.copy(trained_oj / "mlruns.db", store)
+    tracking = f"sqlite:///{store}"
+    _register_again(tracking, MODEL)
     with tarfile.open(v1) as archive:
         (wheel_name,) = [n for n in archive.getnames() if re.search(r"/mlship-[^/]+\.whl$", n)]
         archive.extract(wheel_name, out / "wheel", filter="data")
     v2 = out / f"{MODEL}-2.tar.gz"
-    made = run_cli("bundle", "--model", str(model_v2), "--output", str(v2),
-                   "--wheel", str(out / "wheel" / wheel_name))  # fmt: skip
+    made = run_cli("bundle", "--model", f"models:/{MODEL}/2", "--tracking-uri", tracking,
+                   "--output", str(v2), "--wheel", str(out / "wheel" / wheel_name))  # fmt: skip
     assert made.exit_code == 0, made.output
 
     rows = pd.read_csv(OJ_CSV).head(ROWS)
@@ -115,6 +117,18 @@ def bundles(trained_oj: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundl
     (out / "rows.json").write_text(rows.to_json(orient="records"))
     out.chmod(0o755)
     return Bundles(out, v1, v2, seconds)
+
+
+def _register_again(tracking_uri: str, name: str) -> None:
+    """Register version 1's model once more, as version 2 (MLflow's client, in a subprocess
+    so this process's MLflow state stays as it was)."""
+    code = (
+        "import mlflow, sys; c = mlflow.MlflowClient(); v = c.get_model_version(sys.argv[1], '1');"
+        "print(c.create_model_version(sys.argv[1], v.source, run_id=v.run_id).version)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "2", done.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
