@@ -1,8 +1,9 @@
 """``python -m mlship.cli.healthcheck``: the image's HEALTHCHECK, on whichever port is in use.
 
-Exit 0 when the service answers its liveness route, 1 otherwise. The port is worked out by the
-same rules as ``mlship serve``, from the serving process's own command line (PID 1 in the
-container) and this environment, so ``docker run IMAGE --port 9000`` is checked on 9000.
+Exit 0 when the service answers its liveness route (open even with API keys), 1 otherwise.
+The port is worked out by the same rules as ``mlship serve``, from the serving process's own
+command line (PID 1 in the container) and this environment, so ``docker run IMAGE --port 9000``
+is checked on 9000.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def serve_argv(cmdline: bytes) -> list[str] | None:
     return None
 
 
+def probe_host(bound: str) -> str:
+    """Where to reach a server bound to ``bound``: loopback for the wildcards, else itself."""
+    if bound in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if bound == "::":
+        return "[::1]"
+    return f"[{bound}]" if ":" in bound else bound
+
+
 def main(proc: Path = Path("/proc/1/cmdline")) -> int:
     from mlship.cli.serve import settings_from_argv
 
@@ -31,7 +41,7 @@ def main(proc: Path = Path("/proc/1/cmdline")) -> int:
         settings = settings_from_argv(argv if argv is not None else [])
     except (OSError, MlshipError):
         return 1
-    url = f"http://127.0.0.1:{settings.listen_port}/health"
+    url = f"http://{probe_host(settings.host)}:{settings.listen_port}/health"
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:
             return 0 if reply.status == 200 else 1

@@ -3,6 +3,9 @@
 Flags left unset defer to ``MLSHIP_*`` variables and the platform's own (see
 ``mlship.serving.settings``); ``settings_from_argv`` applies the very same rules to another
 process's command line, which is how the image's healthcheck finds the port in use.
+
+uvicorn runs under ``mlship.serving.server``: SIGTERM drains (``/ready`` 503, no new
+connections, requests in flight finish within ``--grace-seconds``) and the exit status is 0.
 """
 
 from __future__ import annotations
@@ -28,33 +31,77 @@ def serve(
         str | None,
         typer.Argument(hidden=True, help="'serve' selects SageMaker's contract (port 8080)."),
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 0.0.0.0].")] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port [default: 8888, or the platform's variable].")
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface to bind (default 127.0.0.1: this machine only; the Docker image "
+            "passes 0.0.0.0). Use 0.0.0.0 to listen on every interface."
+        ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes [1].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default 8888, or the platform's variable).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default 1).")
+    ] = None,
     runtime: Annotated[
         str | None,
         typer.Option(help="auto (ONNX when its parity check passed, else sklearn), onnx, sklearn."),
     ] = None,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="BLAS/OpenMP threads per worker [1].")
+        int | None, typer.Option(min=1, help="BLAS/OpenMP threads per worker (default 1).")
     ] = None,
     max_rows: Annotated[
-        int | None, typer.Option(min=1, help="Most rows per request [10000].")
+        int | None, typer.Option(min=1, help="Most rows per request (default 10000).")
     ] = None,
-    max_body_mb: Annotated[float | None, typer.Option(help="Largest body, MB [10].")] = None,
-    access_log: Annotated[bool | None, typer.Option(help="Log every request [no].")] = None,
+    max_body_mb: Annotated[
+        float | None, typer.Option(help="Largest body in MB, once gzip-decoded (default 10).")
+    ] = None,
+    access_log: Annotated[bool | None, typer.Option(help="Log every request (default no).")] = None,
+    extra_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns the model does not know: reject (422) or ignore (counted in /metrics "
+            "as mlship_ignored_columns_total). Default: reject."
+        ),
+    ] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require an API key (Authorization: Bearer KEY or X-API-Key: KEY) on every "
+            "route but /health, /ready and the platform probes. The file: one key a line, or "
+            "sha256:<hex> of a key; # comments. Also MLSHIP_API_KEYS_FILE. Default: none."
+        ),
+    ] = None,
+    docs: Annotated[
+        bool | None,
+        typer.Option(
+            help="Serve the interactive docs at /docs and /redoc (default no). Their scripts "
+            "load from a public CDN, so the browser needs internet access; /openapi.json is "
+            "always served."
+        ),
+    ] = None,
+    grace_seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="After SIGTERM, the most seconds to finish requests in flight before exiting "
+            "(default 20; Cloud Run allows 10 s in all: use 8).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a saved model over HTTP: POST /score, /health, /ready, /metadata, /metrics.
 
     Every option can also come from an MLSHIP_* variable (MLSHIP_PORT, MLSHIP_RUNTIME, ...);
     a flag beats the variable, which beats PORT / AIP_HTTP_PORT / SAGEMAKER_BIND_TO_PORT.
+    Bodies may be gzip-compressed (Content-Encoding: gzip; the inflated size counts against
+    --max-body-mb). SIGTERM drains: /ready turns 503, requests in flight finish, exit 0.
     """
     flags = dict(locals())
 
     def body() -> None:
         settings = serve_settings(**flags)
+        keys = check_api_keys(settings)
         # Pin math-library pools before numpy loads here or in a worker (measured: two
         # OpenMP workers with default threads fell from 65 to 1 request/s on 2 cores).
         for var in THREAD_VARIABLES:
@@ -62,12 +109,16 @@ def serve(
         os.environ.update(settings.to_env())
         import uvicorn
 
-        console.print(
-            f"serving {settings.model_dir} on http://{settings.host}:{settings.listen_port} "
-            f"({settings.workers} worker(s), {settings.threads} thread(s) each)",
+        from mlship.serving.server import run
+
+        auth = f", {keys} key(s) required" if keys else ""
+        console.print(  # the model dir by name only: logs show no host paths
+            f"serving model dir {settings.model_dir.name!r} on "
+            f"http://{settings.host}:{settings.listen_port} "
+            f"({settings.workers} worker(s), {settings.threads} thread(s) each{auth})",
             highlight=False,
         )
-        uvicorn.run(
+        config = uvicorn.Config(
             "mlship.serving.worker:app_from_env",
             factory=True,
             host=settings.host,
@@ -77,8 +128,11 @@ def serve(
             http="auto",
             access_log=settings.access_log,
             log_level="info",
-            timeout_graceful_shutdown=20,
+            timeout_graceful_shutdown=settings.grace_seconds,
         )
+        status = run(config)
+        if status:
+            raise typer.Exit(status)
 
     guarded(body)
 
@@ -95,6 +149,8 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
     given = {key: value for key, value in flags.items() if value is not None}
     if "model" in given:
         given["model_dir"] = Path(given.pop("model")).resolve()
+    if "api_key_file" in given:
+        given["api_keys_file"] = Path(given.pop("api_key_file")).resolve()
     if "max_body_mb" in given:
         given["max_body_bytes"] = int(given.pop("max_body_mb") * 1024 * 1024)
     if contract == "serve":
@@ -106,6 +162,15 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
     if not (settings.model_dir / "MLmodel").is_file():
         raise MlshipError(f"model {settings.model_dir}: not a saved model dir (no MLmodel file)")
     return settings
+
+
+def check_api_keys(settings: ServeSettings) -> int:
+    """How many API keys the settings' key file holds (0: none configured); bad file: error."""
+    if settings.api_keys_file is None:
+        return 0
+    from mlship.serving.auth import ApiKeys
+
+    return len(ApiKeys.from_file(settings.api_keys_file))
 
 
 def settings_from_argv(argv: list[str]) -> ServeSettings:

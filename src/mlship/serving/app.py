@@ -3,6 +3,10 @@
 ``/score`` and the liveness, readiness, metadata and metrics routes are always there; the
 Vertex AI and SageMaker routes are added when ``ServeSettings`` says the container runs there.
 Handlers hold no protocol logic: a codec decodes the body and encodes the reply.
+
+Every reply is complete and well-formed: an unexpected exception becomes a JSON 500, and any
+5xx (and, once shutdown has begun, every reply) carries ``Connection: close``. With an API key
+file, every route but the probes needs a key (``mlship.serving.auth``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import asdict
 from types import ModuleType
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -24,11 +29,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
+from mlship.serving.auth import ApiKeys, RequireApiKey
+from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
 from mlship.serving.codecs import native, vertex
 from mlship.serving.errors import error_response, input_error_response, json_response
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
 from mlship.serving.settings import ServeSettings
+from mlship.serving.shutdown import CloseConnections, Drain
 
 log = logging.getLogger("mlship.serving")
 # Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
@@ -36,25 +44,32 @@ log = logging.getLogger("mlship.serving")
 INLINE_BYTES = 64 * 1024
 
 
-async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past ``limit`` (chunked bodies have no length)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+def internal_error(exc: BaseException) -> Response:
+    """A complete JSON 500 that closes its connection, whatever ``exc`` is or does.
+
+    Nothing of ``exc`` but its type name goes into the reply; building the reply cannot fail
+    (a ``RecursionError`` raised while an error message was being built stops here).
+    """
+    name = "Exception"
+    try:
+        name = type(exc).__name__
+        log.error("unhandled error (%s) answered with 500", name, exc_info=exc)
+    except Exception:  # pragma: no cover - logging itself failed; the reply still goes out
+        pass
+    body = orjson.dumps({"error": f"internal error: {name}", "details": []})
+    return Response(body, 500, {"Connection": "close"}, media_type="application/json")
 
 
 class Service:
     """The route handlers, over one model holder and one set of metrics."""
 
-    def __init__(self, settings: ServeSettings, holder: ModelHolder, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: ServeSettings, holder: ModelHolder, metrics: Metrics, drain: Drain
+    ) -> None:
         self.settings = settings
         self.holder = holder
         self.metrics = metrics
+        self.drain = drain
 
     def predictor(self) -> Predictor | Response:
         holder = self.holder
@@ -65,33 +80,62 @@ class Service:
         return error_response(503, "model is loading")
 
     async def score_with(self, request: Request, codec: ModuleType) -> Response:
+        try:
+            return await self.score_request(request, codec)
+        except Exception as exc:  # a bug of ours is a complete 500, never a dropped connection
+            return internal_error(exc)
+
+    async def score_request(self, request: Request, codec: ModuleType) -> Response:
         predictor = self.predictor()
         if isinstance(predictor, Response):
             return predictor
-        limit = self.settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return error_response(413, f"body of {int(length):,} bytes exceeds {limit:,}")
-        body = await read_limited(request, limit)
-        if body is None:
-            return error_response(413, f"body exceeds {limit:,} bytes")
-        content_type = request.headers.get("content-type")
         try:
-            if len(body) <= INLINE_BYTES:
-                result = self.score_body(predictor, codec, body, content_type)
-            else:  # big bodies take milliseconds: keep the event loop free for probes
-                result = await run_in_threadpool(
-                    self.score_body, predictor, codec, body, content_type
-                )
+            encoding = encoding_of(request.headers.get("content-encoding"))
+        except InputError as exc:
+            reply = input_error_response(exc)
+            reply.headers["Accept-Encoding"] = ACCEPT_ENCODING
+            return reply
+        body = await self.read_body(request)
+        if isinstance(body, Response):
+            return body
+        work = (predictor, codec, body, request.headers.get("content-type"), encoding)
+        try:
+            if len(body) <= INLINE_BYTES and not encoding:
+                result = self.score_body(*work)
+            else:  # big (or inflating) bodies take milliseconds: keep the loop free for probes
+                result = await run_in_threadpool(self.score_body, *work)
         except InputError as exc:
             return input_error_response(exc)
         self.metrics.rows.inc(len(result.predictions))
         return json_response(codec.encode(result, predictor))
 
+    async def read_body(self, request: Request) -> bytes | Response:
+        limit = self.settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return error_response(413, f"body of {int(length):,} bytes exceeds {limit:,}")
+        body = await read_limited(request.stream(), limit)
+        if body is None:
+            return error_response(413, f"body exceeds {limit:,} bytes")
+        return body
+
     def score_body(
-        self, predictor: Predictor, codec: ModuleType, body: bytes, content_type: str | None
+        self,
+        predictor: Predictor,
+        codec: ModuleType,
+        body: bytes,
+        content_type: str | None,
+        encoding: str,
     ) -> Prediction:
-        columns = codec.decode(body, content_type, predictor, "reject")
+        if encoding:
+            body = gunzip(body, self.settings.max_body_bytes)
+        columns = codec.decode(
+            body,
+            content_type,
+            predictor,
+            self.settings.extra_columns,
+            on_ignored=self.metrics.ignored,
+        )
         rows = len(next(iter(columns.values())))
         if rows > self.settings.max_rows:
             limit = self.settings.max_rows
@@ -108,6 +152,8 @@ class Service:
         return json_response({"status": "ok"})
 
     async def ready(self) -> Response:
+        if self.drain.active:
+            return error_response(503, "shutting down")
         predictor = self.predictor()
         return predictor if isinstance(predictor, Response) else json_response({"status": "ready"})
 
@@ -155,11 +201,17 @@ def _routes(
     ]
 
 
-def create_app(settings: ServeSettings, *, background_load: bool = True) -> FastAPI:
-    """Build the app for ``settings``; the model loads when the app starts."""
+def create_app(
+    settings: ServeSettings, *, background_load: bool = True, drain: Drain | None = None
+) -> FastAPI:
+    """Build the app for ``settings``; the model loads when the app starts.
+
+    ``drain`` is the shutdown flag the server flips (``mlship.serving.shutdown``); a fresh
+    one unless given.
+    """
     holder = ModelHolder(settings)
     metrics = Metrics()
-    service = Service(settings, holder, metrics)
+    service = Service(settings, holder, metrics, drain or Drain())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -171,9 +223,13 @@ def create_app(settings: ServeSettings, *, background_load: bool = True) -> Fast
         version="1",
         description="Scores rows with a model trained by mlship. POST records to /score.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: off unless asked (--docs).
+        docs_url="/docs" if settings.docs else None,
+        redoc_url="/redoc" if settings.docs else None,
     )
     app.state.service = service
-    for path, method, handler, summary in _routes(service, settings):
+    routes = _routes(service, settings)
+    for path, method, handler, summary in routes:
         app.add_api_route(
             path,
             handler,
@@ -182,9 +238,21 @@ def create_app(settings: ServeSettings, *, background_load: bool = True) -> Fast
             include_in_schema=bool(summary),
         )
     _error_handlers(app)
-    known = {path for path, *_ in _routes(service, settings)}
-    app.add_middleware(Instrument, metrics=metrics, known=known)
+    _middleware(app, service, known={path for path, *_ in routes})
     return app
+
+
+def _middleware(app: FastAPI, service: Service, known: set[str]) -> None:
+    """Innermost first: authentication, then the connection rule, then metrics (outermost)."""
+    settings = service.settings
+    if settings.api_keys_file is not None:
+        probes = {"/health", "/ready", settings.health_route}
+        if settings.sagemaker:
+            probes.add("/ping")
+        keys = ApiKeys.from_file(settings.api_keys_file)
+        app.add_middleware(RequireApiKey, keys=keys, open_paths=probes)
+    app.add_middleware(CloseConnections, drain=service.drain)
+    app.add_middleware(Instrument, metrics=service.metrics, known=known)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -197,6 +265,5 @@ def _error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid request", [{"error": str(e)} for e in exc.errors()])
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:  # pragma: no cover
-        log.exception("unhandled error")
-        return error_response(500, f"internal error: {type(exc).__name__}")
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        return internal_error(exc)

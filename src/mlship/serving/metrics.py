@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# Column names come from callers: the label set is capped, later names count as "other".
+MAX_COLUMN_LABELS = 100
+MAX_LABEL_CHARS = 100
+OTHER = "other"
 
 
 class Metrics:
@@ -36,12 +41,36 @@ class Metrics:
             registry=self.registry,
         )
         self.rows = Counter("mlship_rows_scored", "Rows scored.", registry=self.registry)
+        self.ignored_columns = Counter(
+            "mlship_ignored_columns",
+            f"Requests that sent an unknown column, ignored (--extra-columns ignore); "
+            f"the first {MAX_COLUMN_LABELS} names by name, later ones as {OTHER!r}.",
+            ["column"],
+            registry=self.registry,
+        )
+        self._column_labels: set[str] = set()
+        self._lock = threading.Lock()
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
         if status >= 400:
             self.errors.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
+
+    def ignored(self, names: Iterable[str]) -> None:
+        """Count the unknown columns one request sent (each name once per request)."""
+        with self._lock:
+            labels = {self._column_label(str(name)[:MAX_LABEL_CHARS]) for name in names}
+        for label in labels:
+            self.ignored_columns.labels(label).inc()
+
+    def _column_label(self, name: str) -> str:
+        if name in self._column_labels:
+            return name
+        if len(self._column_labels) < MAX_COLUMN_LABELS and name != OTHER:
+            self._column_labels.add(name)
+            return name
+        return OTHER
 
 
 Scope = MutableMapping[str, Any]

@@ -31,7 +31,10 @@ class ServeSettings(BaseSettings):
     )
 
     model_dir: Path = Field(description="The saved model dir to serve.")
-    host: str = Field(default="0.0.0.0", description="Interface to bind.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface to bind: loopback only unless told (the image passes 0.0.0.0).",
+    )
     port: int | None = Field(
         default=None, ge=1, le=65535, description="Port; beats every platform variable."
     )
@@ -42,7 +45,20 @@ class ServeSettings(BaseSettings):
     )
     max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest body.")
+    extra_columns: Literal["reject", "ignore"] = Field(
+        default="reject", description="Unknown columns: reject (422) or ignore (counted)."
+    )
     access_log: bool = Field(default=False, description="Log every request.")
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="File of API keys (one a line, or sha256:<hex>); unset: no authentication.",
+    )
+    docs: bool = Field(
+        default=False, description="Serve /docs and /redoc (Swagger UI loads from a CDN)."
+    )
+    grace_seconds: int = Field(
+        default=20, ge=0, le=3600, description="After SIGTERM: most seconds to finish requests."
+    )
     sagemaker: bool = Field(default=False, description="Answer SageMaker's contract.")
     # The platforms' own variables (no prefix).
     platform_port: int | None = Field(

@@ -1,7 +1,8 @@
 """The uvicorn factory each worker process calls: settings from the environment, threads capped.
 
 ``mlship serve`` exports its resolved ``ServeSettings`` as ``MLSHIP_*`` variables before
-starting uvicorn, so every worker builds the very same settings object.
+starting uvicorn, so every worker builds the very same settings object. The app shares the
+process's ``Drain`` with the server that runs it, which flips it on SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from fastapi import FastAPI
 
 from mlship.serving.app import create_app
 from mlship.serving.settings import ServeSettings
+from mlship.serving.shutdown import PROCESS_DRAIN
 
 
 def app_from_env() -> FastAPI:
     settings = ServeSettings()  # model_dir from MLSHIP_MODEL_DIR, set by `mlship serve`
     limit_threads(settings.threads)
-    return create_app(settings)
+    return create_app(settings, drain=PROCESS_DRAIN)
 
 
 def limit_threads(threads: int) -> None:
