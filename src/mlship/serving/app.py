@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -32,9 +31,10 @@ from mlship.scoring.results import Prediction
 from mlship.serving.auth import ApiKeys, RequireApiKey
 from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
 from mlship.serving.codecs import native, vertex
-from mlship.serving.errors import error_response, input_error_response, json_response
+from mlship.serving.errors import error_response, json_response
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
+from mlship.serving.protocols import Native, SageMaker, kserve_v1_routes, oip_routes
 from mlship.serving.settings import ServeSettings
 from mlship.serving.shutdown import CloseConnections, Drain
 
@@ -42,6 +42,9 @@ log = logging.getLogger("mlship.serving")
 # Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
 # thread hop would cost more); larger ones in the thread pool so probes are never starved.
 INLINE_BYTES = 64 * 1024
+NATIVE, VERTEX, SAGEMAKER = Native(native), Native(vertex), SageMaker()
+# Liveness and readiness probes of the protocols, open even with API keys.
+OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
 
 
 def internal_error(exc: BaseException) -> Response:
@@ -79,35 +82,36 @@ class Service:
             return error_response(503, f"model failed to load: {holder.error}")
         return error_response(503, "model is loading")
 
-    async def score_with(self, request: Request, codec: ModuleType) -> Response:
+    async def score_with(self, request: Request, protocol: Native) -> Response:
         try:
-            return await self.score_request(request, codec)
+            return await self.score_request(request, protocol)
         except Exception as exc:  # a bug of ours is a complete 500, never a dropped connection
             return internal_error(exc)
 
-    async def score_request(self, request: Request, codec: ModuleType) -> Response:
+    async def score_request(self, request: Request, protocol: Native) -> Response:
         predictor = self.predictor()
         if isinstance(predictor, Response):
             return predictor
         try:
             encoding = encoding_of(request.headers.get("content-encoding"))
+            context = protocol.context(request)
         except InputError as exc:
-            reply = input_error_response(exc)
+            reply = protocol.error(exc)
             reply.headers["Accept-Encoding"] = ACCEPT_ENCODING
             return reply
         body = await self.read_body(request)
         if isinstance(body, Response):
             return body
-        work = (predictor, codec, body, request.headers.get("content-type"), encoding)
+        work = (predictor, protocol, body, request.headers.get("content-type"), encoding)
         try:
             if len(body) <= INLINE_BYTES and not encoding:
-                result = self.score_body(*work)
+                result, decoded = self.score_body(*work)
             else:  # big (or inflating) bodies take milliseconds: keep the loop free for probes
-                result = await run_in_threadpool(self.score_body, *work)
+                result, decoded = await run_in_threadpool(self.score_body, *work)
         except InputError as exc:
-            return input_error_response(exc)
+            return protocol.error(exc)
         self.metrics.rows.inc(len(result.predictions))
-        return json_response(codec.encode(result, predictor))
+        return protocol.reply(result, predictor, decoded if decoded is not None else context)
 
     async def read_body(self, request: Request) -> bytes | Response:
         limit = self.settings.max_body_bytes
@@ -122,31 +126,31 @@ class Service:
     def score_body(
         self,
         predictor: Predictor,
-        codec: ModuleType,
+        protocol: Native,
         body: bytes,
         content_type: str | None,
         encoding: str,
-    ) -> Prediction:
+    ) -> tuple[Prediction, Any]:
+        """The prediction, and what the protocol's reply needs from the request body."""
         if encoding:
             body = gunzip(body, self.settings.max_body_bytes)
-        columns = codec.decode(
-            body,
-            content_type,
-            predictor,
-            self.settings.extra_columns,
-            on_ignored=self.metrics.ignored,
+        columns, decoded = protocol.decode(
+            body, content_type, predictor, self.settings.extra_columns, self.metrics.ignored
         )
         rows = len(next(iter(columns.values())))
         if rows > self.settings.max_rows:
             limit = self.settings.max_rows
             raise InputError.single(Code.too_large, f"{rows:,} rows exceed max_rows={limit:,}")
-        return predictor.predict(columns)
+        return predictor.predict(columns), decoded
 
     async def score(self, request: Request) -> Response:
-        return await self.score_with(request, native)
+        return await self.score_with(request, NATIVE)
 
     async def vertex_predict(self, request: Request) -> Response:
-        return await self.score_with(request, vertex)
+        return await self.score_with(request, VERTEX)
+
+    async def invocations(self, request: Request) -> Response:
+        return await self.score_with(request, SAGEMAKER)
 
     async def health(self) -> Response:
         return json_response({"status": "ok"})
@@ -189,7 +193,7 @@ def _routes(
         routes.append((settings.health_route, "GET", service.ready, ""))  # Vertex: readiness
     if settings.sagemaker:
         routes.append(("/ping", "GET", service.ready, "SageMaker health."))
-        routes.append(("/invocations", "POST", service.score, "SageMaker scoring."))
+        routes.append(("/invocations", "POST", service.invocations, "SageMaker scoring."))
     score_doc = "Score rows: records, arrays, instances, dataframe_split/records, or CSV."
     return [
         *routes,
@@ -198,6 +202,8 @@ def _routes(
         ("/ready", "GET", service.ready, "Readiness: 503 until loaded."),
         ("/metadata", "GET", service.metadata, "Model and signature."),
         ("/metrics", "GET", service.prometheus, "Prometheus metrics."),
+        *oip_routes(service),
+        *kserve_v1_routes(service),
     ]
 
 
@@ -246,7 +252,7 @@ def _middleware(app: FastAPI, service: Service, known: set[str]) -> None:
     """Innermost first: authentication, then the connection rule, then metrics (outermost)."""
     settings = service.settings
     if settings.api_keys_file is not None:
-        probes = {"/health", "/ready", settings.health_route}
+        probes = {"/health", "/ready", settings.health_route, *OPEN_PROBES}
         if settings.sagemaker:
             probes.add("/ping")
         keys = ApiKeys.from_file(settings.api_keys_file)
