@@ -109,3 +109,19 @@ def test_batch_csv_applies_the_same_number_rule(tmp_path: Path, trained_oj: Path
     predictor = Predictor.load(trained_oj / "model")
     with pytest.raises(InputError, match="line 4, column 'WeekofPurchase': expected a number"):
         run_batch(predictor, str(source), str(tmp_path / "out.parquet"))
+
+
+def test_serving_can_pin_the_manifest_digest(trained_oj: Path) -> None:
+    """--model-sha256 / MLSHIP_MODEL_SHA256: the registry's digest, or /ready stays 503."""
+    from mlship.model.manifest import read_manifest
+
+    model = trained_oj / "model"
+    digest = read_manifest(model).sha256
+    good = ServeSettings(model_dir=model, model_sha256=digest)
+    with TestClient(create_app(good, background_load=False)) as pinned:
+        assert pinned.get("/ready").status_code == 200
+        assert pinned.get("/metadata").json()["manifest_sha256"] == digest
+    wrong = ServeSettings(model_dir=model, model_sha256="0" * 64)
+    with TestClient(create_app(wrong, background_load=False)) as refused:
+        reply = refused.get("/ready")
+        assert reply.status_code == 503 and "pinned" in reply.json()["error"]

@@ -73,6 +73,13 @@ def serve(
             "sha256:<hex> of a key; # comments. Also MLSHIP_API_KEYS_FILE. Default: none."
         ),
     ] = None,
+    model_sha256: Annotated[
+        str | None,
+        typer.Option(
+            help="Refuse the model unless its manifest.json has this SHA-256 (the registry "
+            "version's model.manifest_sha256 tag). Also MLSHIP_MODEL_SHA256. Default: no pin."
+        ),
+    ] = None,
     docs: Annotated[
         bool | None,
         typer.Option(

@@ -111,10 +111,19 @@ class Predictor:
         return self.backend.name
 
     @classmethod
-    def load(cls, model_dir: Path | str, runtime: str = "auto", threads: int = 1) -> Predictor:
-        """Load a saved model dir; ``runtime`` auto uses the ONNX twin when it passed parity."""
+    def load(
+        cls,
+        model_dir: Path | str,
+        runtime: str = "auto",
+        threads: int = 1,
+        manifest_sha256: str | None = None,
+    ) -> Predictor:
+        """Load a saved model dir; ``runtime`` auto uses the ONNX twin when it passed parity.
+
+        ``manifest_sha256`` pins the dir to the digest the registry recorded for it.
+        """
         chosen = check_runtime(runtime)
-        saved = SavedModel.open(model_dir)
+        saved = SavedModel.open(model_dir, manifest_sha256=manifest_sha256)
         backend = load_backend(saved, chosen, threads)
         info = saved.info
         if info.task == "classification" and not info.classes:

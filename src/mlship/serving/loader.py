@@ -42,6 +42,7 @@ class ModelHolder:
                 self.settings.model_dir,
                 runtime=self.settings.runtime,
                 threads=self.settings.threads,
+                manifest_sha256=self.settings.model_sha256,
             )
             info = self.predictor.info
             log.info("model %s v%s loaded (%s)", info.name, info.version, self.predictor.runtime)

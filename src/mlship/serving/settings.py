@@ -53,6 +53,12 @@ class ServeSettings(BaseSettings):
         default=None,
         description="File of API keys (one a line, or sha256:<hex>); unset: no authentication.",
     )
+    model_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Refuse the model unless its manifest's SHA-256 is this (the registry's "
+        "model.manifest_sha256 tag): proves the dir is the one training exported.",
+    )
     docs: bool = Field(
         default=False, description="Serve /docs and /redoc (Swagger UI loads from a CDN)."
     )
