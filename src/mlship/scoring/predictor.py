@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +32,7 @@ from mlship.scoring.columns import (
 )
 from mlship.scoring.problems import Code, InputError, Problem
 from mlship.scoring.results import Prediction
+from mlship.scoring.verdicts import Scored, Validated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,45 +43,6 @@ ExtraColumns = Literal["reject", "ignore"]
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 NULL_ERROR = "missing value not allowed (this column had none in training)"
 UNSCORABLE = "the model gives no finite score for these values (too large in magnitude)"
-
-
-@dataclass(frozen=True)
-class Validated:
-    """Coerced columns for every row, each row's verdict, and every problem found.
-
-    Cells that failed hold a placeholder (NaN or the missing category); use ``good`` to take
-    only the rows without problems.
-    """
-
-    columns: Columns
-    bad: np.ndarray
-    problems: list[Problem]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def good(self) -> tuple[np.ndarray, Columns]:
-        """Positions of the rows without problems, and their columns."""
-        keep = np.flatnonzero(~self.bad)
-        return keep, {name: values[keep] for name, values in self.columns.items()}
-
-
-@dataclass(frozen=True)
-class Scored:
-    """The rows that scored (positions and prediction) and every problem, per row."""
-
-    keep: np.ndarray
-    prediction: Prediction | None
-    problems: list[Problem]
-
-    def first_problem_by_row(self) -> dict[int, Problem]:
-        """Each bad row's first problem, in row order."""
-        first: dict[int, Problem] = {}
-        for problem in self.problems:
-            if problem.row is not None:
-                first.setdefault(problem.row, problem)
-        return dict(sorted(first.items()))
 
 
 class Predictor:
