@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -24,7 +24,20 @@ from mlship.serving.codecs import kserve_v1, oip, sagemaker
 from mlship.serving.errors import input_error_response, json_response, status_of
 
 if TYPE_CHECKING:
-    from mlship.serving.app import Service
+    from mlship.serving.loader import ModelHolder
+    from mlship.serving.shutdown import Drain
+
+
+class Service(Protocol):
+    """What the protocol routes need of the service (``mlship.serving.app.Service``)."""
+
+    holder: ModelHolder
+    drain: Drain
+
+    def predictor(self) -> Predictor | Response: ...
+
+    async def score_with(self, request: Request, protocol: Native) -> Response: ...
+
 
 Route = tuple[str, str, Callable[..., Any], str]
 
