@@ -99,3 +99,16 @@ def test_sagemaker_headerless_csv_and_accept(
         "/invocations", content=csv, headers={"Content-Type": "text/csv", "Accept": "image/png"}
     )
     assert refused.status_code == 415
+
+
+def test_open_inference_binary_tensors_refused(client: TestClient) -> None:
+    """The binary tensor data extension is not offered: a 400 naming the JSON way instead."""
+    header = b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]}'
+    reply = client.post(
+        "/v2/models/oj-purchase/infer",
+        content=header + b"\x00" * 8,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert reply.status_code == 400
+    assert "binary_data=False" in reply.json()["error"]
+    assert client.get("/v2").json()["extensions"] == []

@@ -71,6 +71,12 @@ class OpenInference(Native):
     def __init__(self) -> None:
         super().__init__(oip)
 
+    def context(self, request: Request) -> Any:
+        """Refuse the binary tensor data extension before reading a body it would garble."""
+        if request.headers.get(oip.BINARY_HEADER) is not None:
+            raise oip.binary_unsupported()
+        return None
+
     def decode(self, body: bytes, content_type: str | None, predictor: Predictor,
                extra: Any, on_ignored: Any) -> tuple[Columns, Any]:  # fmt: skip
         return oip.decode(body, content_type, predictor, extra, on_ignored)

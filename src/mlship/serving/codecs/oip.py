@@ -10,6 +10,11 @@ The reply has ``label`` (``BYTES`` for classifiers, ``FP64`` values for regresso
 classifiers, ``probabilities`` (``FP64``, ``[n, n_classes]``, the class names in the output's
 ``parameters.classes``). A request's ``outputs`` list picks among them; its ``id`` is echoed.
 Errors are ``{"error": "..."}``.
+
+Tensors travel as JSON ``data`` only: the binary tensor data extension (a body of JSON plus raw
+bytes, announced by ``Inference-Header-Content-Length``) is not among the server's extensions,
+and such a request is a 400 saying so. Asked for binary outputs (Triton's ``binary_data``
+parameters), the reply still carries JSON ``data``, which the clients read as well.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ DATATYPES = frozenset(
      "FP16", "FP32", "FP64", "BYTES"}
 )  # fmt: skip
 LABEL, PROBABILITIES = "label", "probabilities"
+BINARY_HEADER = "inference-header-content-length"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,15 @@ def model_metadata(predictor: Predictor) -> dict[str, Any]:
         "inputs": inputs,
         "outputs": outputs,
     }
+
+
+def binary_unsupported() -> InputError:
+    """A request that uses the binary tensor data extension (``BINARY_HEADER`` is set)."""
+    return tabular.malformed(
+        "binary tensor data (Inference-Header-Content-Length) is not supported: send each "
+        "tensor's values as JSON 'data' (tritonclient: set_data_from_numpy(..., "
+        "binary_data=False))"
+    )
 
 
 def decode(
