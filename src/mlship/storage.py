@@ -16,7 +16,7 @@ from pathlib import Path
 from mlship.errors import DataError, StorageError
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".txt.gz", ".tsv", ".tsv.gz")
 # Files that mark a dir as a saved model (``mlship.model.layout`` names them); kept here so the
 # lowest layer can refuse to replace anything else without knowing the model format.
 MARKERS = ("MLmodel", "mlship.json")

@@ -261,3 +261,35 @@ def test_empty_input_writes_an_empty_output(
     result = run_batch(predictor, str(source), str(out), id_column="order_id")
     assert result.rows == 0
     assert list(pd.read_parquet(out).columns) == ["order_id", "prediction", "proba_CH", "proba_MM"]
+
+
+def test_an_output_that_is_a_directory_is_refused(
+    tmp_path: Path, oj: pd.DataFrame, predictor: Predictor
+) -> None:
+    """Moving the finished file into an existing dir would hide it there as a dot-file."""
+    source = write_csv(oj.head(20), tmp_path / "in.csv")
+    (tmp_path / "scores").mkdir()
+    for output in (tmp_path / "scores", f"{tmp_path / 'new'}/"):
+        with pytest.raises(DataError, match="is a directory; name a file"):
+            run_batch(predictor, str(source), str(output))
+    assert list((tmp_path / "scores").iterdir()) == []
+
+
+def test_an_unwritable_output_is_one_error(
+    tmp_path: Path, oj: pd.DataFrame, predictor: Predictor
+) -> None:
+    source = write_csv(oj.head(20), tmp_path / "in.csv")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="cannot write it"):
+        run_batch(predictor, str(source), str(tmp_path / "file" / "scores.parquet"))
+
+
+@pytest.mark.parametrize("name", ["in.tsv", "in.tsv.gz"])
+def test_tsv_input_scores_like_csv(
+    tmp_path: Path, oj: pd.DataFrame, predictor: Predictor, name: str
+) -> None:
+    source = tmp_path / name
+    oj.head(50).to_csv(source, sep="\t", index=False)
+    out = tmp_path / "out.parquet"
+    run_batch(predictor, str(source), str(out), id_column="order_id")
+    assert_same_scores(pd.read_parquet(out), expected_scores(predictor, oj.head(50)))

@@ -45,3 +45,26 @@ def test_csv_text_is_typed_like_read_csv() -> None:
         "x",
     ]
     assert text_cells(objects("NA", "1.5"), "numeric").tolist() == [None, "1.5"]
+
+
+def test_nullable_pandas_dtypes_give_none_for_missing() -> None:
+    """pd.NA and NaT are missing values, not the categories "<NA>" and "NaT"."""
+    import pandas as pd
+
+    from mlship.scoring.columns import column_values
+
+    frame = pd.DataFrame(
+        {
+            "flag": pd.array([True, None], dtype="boolean"),
+            "count": pd.array([1, None], dtype="Int64"),
+            "text": pd.array(["x", None], dtype="string"),
+        }
+    )
+    assert to_categorical(column_values(frame, "text"))[0].tolist() == ["x", ""]
+    assert to_categorical(column_values(frame, "flag"))[0].tolist() == ["True", ""]
+    numbers, bad = to_numeric(column_values(frame, "count"))
+    assert numbers[0] == 1.0 and math.isnan(numbers[1]) and not bad.any()
+
+
+def test_dates_are_not_numbers() -> None:
+    assert to_numeric(np.array(["2020-01-01"], dtype="datetime64[ns]"))[1].tolist() == [True]

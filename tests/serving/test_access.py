@@ -113,6 +113,22 @@ def test_presented_key_forms() -> None:
     assert presented_key([]) is None
 
 
+def test_x_api_key_wins_over_a_bearer_token_in_any_order() -> None:
+    """Cloud Run: Authorization carries the Google ID token, the key travels in X-API-Key."""
+    token = (b"authorization", b"Bearer eyJhbGciOiJSUzI1NiJ9.id-token")
+    key = (b"x-api-key", b"secret")
+    assert presented_key([token, key]) == "secret"
+    assert presented_key([key, token]) == "secret"
+
+
+def test_keys_are_read_as_utf8_on_both_sides(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("caf\u00e9-key\n", encoding="utf-8")
+    keys = ApiKeys.from_file(path)
+    presented = presented_key([(b"x-api-key", "caf\u00e9-key".encode())])
+    assert presented is not None and keys.accepts(presented)
+
+
 def test_settings_never_hold_a_key(trained_oj: Path, tmp_path: Path) -> None:
     settings = ServeSettings(model_dir=trained_oj / "model", api_keys_file=key_file(tmp_path))
     shown = repr(settings) + json.dumps(settings.to_env())

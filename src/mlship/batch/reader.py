@@ -126,10 +126,18 @@ def _rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]
         yield pa.Table.from_batches(pending)
 
 
+def delimiter(path: str) -> str:
+    """Tab for ``.tsv`` (compressed or not), else comma."""
+    name = path.lower()
+    for suffix in (".gz", ".bz2", ".xz", ".zst"):
+        name = name.removesuffix(suffix)
+    return "\t" if name.endswith(".tsv") else ","
+
+
 def _csv_header(fs: Any, file: InputFile) -> list[str]:
     with fs.open(file.path, "rb", compression="infer") as handle:
         first = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="").readline()
-    return next(csv.reader([first]), [])
+    return next(csv.reader([first], delimiter=delimiter(file.path)), [])
 
 
 def _csv_chunks(
@@ -151,7 +159,7 @@ def _csv_chunks(
             handle,
             read_options=pacsv.ReadOptions(block_size=4 << 20, encoding="utf8"),
             parse_options=pacsv.ParseOptions(
-                delimiter="\t" if file.path.lower().endswith(".tsv") else ",",
+                delimiter=delimiter(file.path),
                 invalid_row_handler=malformed,
             ),
             convert_options=pacsv.ConvertOptions(

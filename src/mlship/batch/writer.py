@@ -27,6 +27,11 @@ class Staged:
             self.fs, self.path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
         except ImportError as exc:
             raise DataError(f"{uri!r}: the filesystem is not installed ({exc})") from None
+        if uri.rstrip().endswith("/") or _is_dir(self.fs, self.path):
+            raise DataError(
+                f"output {uri!r} is a directory; name a file (scores.parquet, scores.csv) "
+                "or use the spark engine, which writes a directory of parts"
+            )
         parent, _, name = self.path.rstrip("/").rpartition("/")
         self.parent = parent or "."
         self.tmp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -34,6 +39,12 @@ class Staged:
         self._writer: Any = None
 
     def write(self, table: pa.Table) -> None:
+        try:
+            self._write(table)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"output {self.uri!r}: cannot write it: {_first_line(exc)}") from None
+
+    def _write(self, table: pa.Table) -> None:
         import pyarrow.csv as pacsv
         import pyarrow.parquet as pq
 
@@ -59,7 +70,13 @@ class Staged:
         """Close the file (an empty one when nothing was written) and move it to ``uri``."""
         if self._writer is None:
             self.write(schema.empty_table())
-        self._close()
+        try:
+            self._close()
+            self._move()
+        except OSError as exc:
+            raise DataError(f"output {self.uri!r}: cannot commit it: {_first_line(exc)}") from None
+
+    def _move(self) -> None:
         if _is_gcs(self.fs):
             # gcsfs's mv tries the objects.moveTo API first and retries it for ~30 s where it
             # is missing (the GCS emulator); a server-side copy, then delete, is what it
@@ -75,6 +92,18 @@ class Staged:
         finally:
             if self.fs.exists(self.tmp):
                 self.fs.rm(self.tmp)
+
+
+def _is_dir(fs: Any, path: str) -> bool:
+    try:
+        return bool(fs.isdir(path))
+    except OSError:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_gcs(fs: Any) -> bool:

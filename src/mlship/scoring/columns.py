@@ -133,9 +133,10 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 values and a mask of cells that are present but not numbers.
 
     Missing cells (None, NaN, empty string) become NaN and are not flagged here; whether a
-    column may be missing is the predictor's decision.
+    column may be missing is the predictor's decision. Booleans, dates and durations are not
+    numbers.
     """
-    if values.dtype.kind == "b":
+    if values.dtype.kind in "bMm":
         return np.full(len(values), math.nan), np.ones(len(values), dtype=bool)
     if real_numbers_only(values):
         return values.astype(np.float64), np.zeros(len(values), dtype=bool)
@@ -173,9 +174,10 @@ def text_cells(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def column_values(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A DataFrame column as numpy: numeric dtypes as they are, anything else as objects."""
+    """A DataFrame column as numpy: numpy numeric dtypes as they are, anything else (nullable
+    extension dtypes included) as objects with every missing marker (``pd.NA``, ``NaT``) None."""
     series = frame[name]
-    if series.dtype.kind in "fiub":
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":
         return series.to_numpy()
     values: np.ndarray = series.astype(object).where(series.notna(), None).to_numpy()
     return values

@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code, InputError
@@ -85,6 +86,9 @@ class Service:
     async def score_with(self, request: Request, protocol: Native) -> Response:
         try:
             return await self.score_request(request, protocol)
+        except ClientDisconnect:  # the caller went away mid-upload: nobody to answer, no bug
+            log.info("client disconnected before sending its whole body")
+            return error_response(400, "client disconnected before sending its whole body")
         except Exception as exc:  # a bug of ours is a complete 500, never a dropped connection
             return internal_error(exc)
 

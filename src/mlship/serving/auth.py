@@ -77,15 +77,22 @@ class ApiKeys:
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The key in ``Authorization: Bearer ...`` or ``X-API-Key``, if any."""
+    """The key in ``X-API-Key``, else in ``Authorization: Bearer ...``, if any.
+
+    ``X-API-Key`` wins wherever it stands: on Cloud Run ``Authorization`` carries the caller's
+    Google ID token, and the key travels beside it. Header bytes are read as UTF-8, as the
+    key file is.
+    """
+    bearer = None
     for name, value in headers:
+        text = value.decode("utf-8", "replace").strip()
         if name == b"x-api-key":
-            return value.decode("latin-1").strip()
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            return text
+        if name == b"authorization" and bearer is None:
+            scheme, _, token = text.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
+                bearer = token.strip()
+    return bearer
 
 
 class RequireApiKey:
