@@ -14,9 +14,9 @@ from mlship.cli.common import (
     EnvDirOpt,
     EnvOpt,
     guarded,
-    load_settings,
     note,
     out,
+    registry_uri_for,
 )
 
 
@@ -66,14 +66,8 @@ def bundle(
         import time
 
         from mlship.deploy.bundle import BundleRequest, Service, Target, build
-        from mlship.deploy.image import REGISTRY_URI
 
-        uri = tracking_uri or ""
-        if not uri and REGISTRY_URI.match(model):
-            from mlship.registry.tracking import quiet_mlflow
-
-            uri = load_settings(config, env, [], env_dir).tracking.uri
-            quiet_mlflow()
+        uri = registry_uri_for(model, tracking_uri, config, env, env_dir)
         request = BundleRequest(
             source=model,
             output=output,

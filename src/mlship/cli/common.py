@@ -69,3 +69,20 @@ def load_settings(config: Path, env: str | None, overrides: list[str] | None, en
     from mlship.config import load_settings as load
 
     return load(config, env, overrides or [], env_dir)
+
+
+def registry_uri_for(
+    model: str, tracking_uri: str | None, config: Path, env: str | None, env_dir: Path
+) -> str:
+    """The tracking URI a ``models:/...`` source is read from: the flag, else the config's;
+    empty for a model dir (nothing to ask)."""
+    from mlship.deploy.image import REGISTRY_URI
+    from mlship.registry.tracking import quiet_mlflow
+
+    if tracking_uri:
+        return tracking_uri
+    if not REGISTRY_URI.match(model):
+        return ""
+    quiet_mlflow()
+    uri: str = load_settings(config, env, [], env_dir).tracking.uri
+    return uri

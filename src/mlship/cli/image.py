@@ -14,8 +14,8 @@ from mlship.cli.common import (
     EnvDirOpt,
     EnvOpt,
     guarded,
-    load_settings,
     out,
+    registry_uri_for,
 )
 
 app = typer.Typer(help="Build the scoring image for a model.", no_args_is_help=True)
@@ -50,13 +50,11 @@ def build(
     """Build the scoring image with a saved or registered model baked in."""
 
     def body() -> None:
-        from mlship.deploy.image import REGISTRY_URI, BuildRequest
+        from mlship.deploy.image import BuildRequest
         from mlship.deploy.image import build as do_build
         from mlship.registry.tracking import quiet_mlflow
 
-        uri = tracking_uri or ""
-        if not uri and REGISTRY_URI.match(model):
-            uri = load_settings(config, env, [], env_dir).tracking.uri
+        uri = registry_uri_for(model, tracking_uri, config, env, env_dir)
         quiet_mlflow()
         request = BuildRequest(
             source=model,
