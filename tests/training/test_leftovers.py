@@ -30,7 +30,13 @@ from mlship.training import output
 from tests.conftest import ROOT
 
 HOST = owner().rpartition("-")[0]
-HOUR_LATER = time.time() + storage.STALE_AFTER_S + 60
+
+
+def hour_later(path: Path) -> float:
+    """A moment more than the stale age after ``path`` last changed (not after import time:
+    the suite may run for longer than the margin before this test does)."""
+    return path.lstat().st_ctime + storage.STALE_AFTER_S + 60
+
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and PIDs")
 
@@ -149,11 +155,12 @@ def test_leftovers_in_use_are_kept(tmp_path: Path) -> None:
 
 def test_an_hour_without_change_is_stale_whoever_owns_it(tmp_path: Path) -> None:
     path = saved_model(tmp_path / "x")
+    later = hour_later(path)
     for tail in ["otherhost-1-0123abcd", "0123abcd", f"{HOST}-{os.getppid()}-0123abcd"]:
         assert not is_stale(path, tail)
-        assert is_stale(path, tail, now=HOUR_LATER)
-    assert not is_stale(path, f"{HOST}-{os.getpid()}-0123abcd", now=HOUR_LATER)
-    assert not is_stale(path, "notes", now=HOUR_LATER)
+        assert is_stale(path, tail, now=later)
+    assert not is_stale(path, f"{HOST}-{os.getpid()}-0123abcd", now=later)
+    assert not is_stale(path, "notes", now=later)
 
 
 def test_dead_owner_on_this_host_is_stale_at_once(tmp_path: Path, dead_pid: int) -> None:
