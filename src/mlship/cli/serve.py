@@ -149,6 +149,7 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
     from pydantic import ValidationError
 
     from mlship.config import describe_validation_error
+    from mlship.model.saved import is_model_dir
     from mlship.serving.settings import ServeSettings
 
     if contract not in (None, "serve"):
@@ -166,7 +167,7 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
         settings = ServeSettings(**given)
     except ValidationError as exc:
         raise MlshipError(describe_validation_error(exc, "serve setting")) from None
-    if not (settings.model_dir / "MLmodel").is_file():
+    if not is_model_dir(settings.model_dir):
         raise MlshipError(f"model {settings.model_dir}: not a saved model dir (no MLmodel file)")
     return settings
 
