@@ -82,8 +82,8 @@ def test_unconvertible_model_is_reported_not_raised(tmp_path: Path) -> None:
 
 
 def test_parity_failure_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # ONNX computes in float32, so its probabilities differ from scikit-learn's by more than
-    # zero: with a zero tolerance the same model must fail, and say by how much.
+    # The twin's float64 arithmetic runs in another order than scikit-learn's, so some
+    # probability differs in its last bits: with a zero tolerance the model must fail.
     monkeypatch.setattr(compile_module, "PROBA_TOLERANCE", 0.0)
     model, ds, parts, settings = fitted("logistic_regression")
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, parts.x_test, tmp_path)

@@ -21,6 +21,7 @@ class ParityReport:
     max_abs_diff: float | None = None
     label_mismatches: int | None = None
     convert_seconds: float | None = None
+    tolerance: float | None = None  # the limit max_abs_diff was held to (absent before 0.2)
     onnxruntime: str | None = None
     skl2onnx: str | None = None
 

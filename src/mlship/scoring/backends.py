@@ -1,7 +1,9 @@
 """Runtimes that turn validated columns into probabilities or values.
 
 ``SklearnBackend`` runs the fitted pipeline (every model); ``OnnxBackend`` runs the compiled
-twin in onnxruntime (~15 us a row instead of ~2 ms) when its parity report passed.
+twin in onnxruntime (~15 us a row instead of ~2 ms) when its parity report passed. Tree
+ensembles compile to float64 ``TreeEnsemble`` graphs (docs/runtimes.md), which need nothing
+beyond onnxruntime to serve.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ class SklearnBackend:
         return np.asarray(self.estimator.predict(self._frame(columns)), dtype=np.float64)
 
 
+# Numeric inputs are fed in the precision the graph declares: float64 for twins compiled by
+# mlship 0.2 (exact tree thresholds), float32 for older ones.
+_NUMERIC_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32}
+
+
 class OnnxBackend:
     """The compiled graph in onnxruntime: one input per column, shaped (rows, 1)."""
 
@@ -69,12 +76,16 @@ class OnnxBackend:
         )
         self.numeric = numeric
         self.categorical = categorical
+        declared = {i.name: i.type for i in self.session.get_inputs()}
+        self._dtypes = {c: _NUMERIC_DTYPES.get(declared.get(c, ""), np.float32) for c in numeric}
         outputs = [o.name for o in self.session.get_outputs()]
         self._proba = "probabilities" if "probabilities" in outputs else outputs[-1]
         self._value = outputs[0]
 
     def _feeds(self, columns: Columns) -> dict[str, np.ndarray]:
-        feeds = {c: columns[c].astype(np.float32).reshape(-1, 1) for c in self.numeric}
+        feeds = {
+            c: columns[c].astype(self._dtypes[c], copy=False).reshape(-1, 1) for c in self.numeric
+        }
         feeds |= {c: columns[c].reshape(-1, 1) for c in self.categorical}
         return feeds
 

@@ -16,13 +16,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from onnx import TensorProto
+from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, StringTensorType
 
 from mlship.config import Task
 from mlship.model import layout
 from mlship.model.parity import ParityReport
+from mlship.training import forest_onnx
+from mlship.training.pipeline import REGISTRY
 
-PROBA_TOLERANCE = 1e-5
-VALUE_TOLERANCE = 1e-4
+# The contract (README "Two runtimes"): probabilities within 1e-6 and no label changes; values
+# within 1e-9 relative where the model computes in float64. XGBoost itself computes in float32
+# (inputs, thresholds, and a margin summed tree by tree in float32): a float64 twin follows
+# the same branches but differs from that sum by its rounding, ~1e-6 relative over 200 trees,
+# so its regression limit is 1e-5 relative.
+PROBA_TOLERANCE = 1e-6
+VALUE_TOLERANCE = 1e-9
+FLOAT_VALUE_TOLERANCE = 1e-5
+# skl2onnx 1.20 knows ai.onnx.ml up to 3; our TreeEnsemble needs 5, so the graph is declared
+# at 3 while it is built and raised to 5 after (the other ml operators skl2onnx emits read
+# the same under 5). IR version 10 is the first that carries opset 21 / ml 5.
+OPSETS = {"": 21, "ai.onnx.ml": 3}
+IR_VERSION = 10
 # Written flat into ``out_dir``; MLflow logs them as the model's ``extra_files/``.
 ONNX_NAME = Path(layout.ONNX).name
 PARITY_NAME = Path(layout.PARITY).name
@@ -31,56 +46,126 @@ PARITY_NAME = Path(layout.PARITY).name
 _registered = False
 
 
-def _register_lightgbm() -> None:
-    """Teach skl2onnx the LightGBM estimators (their converters live in onnxmltools)."""
+def _classifier_shapes(operator: Any) -> None:
+    n = operator.inputs[0].get_first_dimension()
+    classes = np.asarray(operator.raw_operator.classes_)
+    label = Int64TensorType([n]) if classes.dtype.kind in "iu" else StringTensorType([n])
+    operator.outputs[0].type = label
+    operator.outputs[1].type = DoubleTensorType([n, len(classes)])
+
+
+def _regressor_shapes(operator: Any) -> None:
+    operator.outputs[0].type = DoubleTensorType([operator.inputs[0].get_first_dimension(), 1])
+
+
+def _convert_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """Median imputation in float64 (``Where(IsNaN(x), median, x)``); strings as skl2onnx."""
+    from skl2onnx.operator_converters.common import concatenate_variables
+    from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    stats = np.asarray(operator.raw_operator.statistics_, dtype=np.float64)
+    x = concatenate_variables(scope, operator.inputs, container)
+    fill = scope.get_unique_variable_name("median")
+    container.add_initializer(fill, TensorProto.DOUBLE, [1, len(stats)], stats.tolist())
+    missing = scope.get_unique_variable_name("isnan")
+    container.add_node("IsNaN", [x], [missing], name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node(
+        "Where", [missing, fill, x], [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Where"),
+    )  # fmt: skip
+
+
+def _register() -> None:
+    """Our float64 converters for every tree ensemble and the numeric imputer, once."""
     global _registered
     if _registered:
         return
-    from lightgbm import LGBMClassifier, LGBMRegressor
-    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
     from skl2onnx import update_registered_converter
-    from skl2onnx.common.shape_calculator import (
-        calculate_linear_classifier_output_shapes,
-        calculate_linear_regressor_output_shapes,
-    )
+    from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+    from sklearn.impute import SimpleImputer
 
     update_registered_converter(
-        LGBMClassifier,
-        "LightGbmLGBMClassifier",
-        calculate_linear_classifier_output_shapes,
-        convert_lightgbm,
-        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
-    )
-    update_registered_converter(
-        LGBMRegressor,
-        "LightGbmLGBMRegressor",
-        calculate_linear_regressor_output_shapes,
-        convert_lightgbm,
-        options={"split": None},
-    )
+        SimpleImputer, "SklearnImputer", calculate_sklearn_imputer_output_shapes,
+        _convert_imputer,
+    )  # fmt: skip
+    for cls in _forest_classes():
+        classifier = cls.__name__.endswith("Classifier")
+        update_registered_converter(
+            cls,
+            f"MlshipForest{cls.__name__}",
+            _classifier_shapes if classifier else _regressor_shapes,
+            forest_onnx.convert_forest,
+            options={"zipmap": [False], "nocl": [False]} if classifier else None,
+        )
     _registered = True
+
+
+def _forest_classes() -> list[type]:
+    """The tree estimator classes of the registry that are installed here."""
+    import importlib
+
+    found = []
+    for spec in REGISTRY.values():
+        for path in (spec.classifier, spec.regressor):
+            module, _, name = (path or "").partition(":")
+            if name not in forest_onnx.READERS:
+                continue
+            try:
+                found.append(getattr(importlib.import_module(module), name))
+            except ImportError:  # e.g. xgboost not installed: its models cannot be trained
+                continue
+    return found
 
 
 def _convert(model: Any, numeric: list[str], categorical: list[str], task: Task) -> Any:
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    _register_lightgbm()
-    inputs = [(c, FloatTensorType([None, 1])) for c in numeric]
+    _register()
+    inputs = [(c, DoubleTensorType([None, 1])) for c in numeric]
     inputs += [(c, StringTensorType([None, 1])) for c in categorical]
     options = {id(model[-1]): {"zipmap": False}} if task is Task.classification else None
-    return convert_sklearn(
-        model,
-        initial_types=inputs,
-        options=options,
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
+    graph = convert_sklearn(model, initial_types=inputs, options=options, target_opset=OPSETS)
+    _restore_input_names(graph, numeric + categorical)
+    if any(n.op_type == "TreeEnsemble" for n in graph.graph.node):
+        for opset in graph.opset_import:
+            if opset.domain == "ai.onnx.ml":
+                opset.version = forest_onnx.ML_OPSET
+        graph.ir_version = max(graph.ir_version, IR_VERSION)
+    return graph
+
+
+def _restore_input_names(graph: Any, names: list[str]) -> None:
+    """skl2onnx renames inputs it finds unusual (``od280/od315`` -> ``od280_od315``); every
+    runtime feeds columns by their own name, so the graph takes those names back."""
+    renamed = {
+        given.name: name for given, name in zip(graph.graph.input, names, strict=True)
+        if given.name != name
+    }  # fmt: skip
+    if not renamed:
+        return
+    for given in graph.graph.input:
+        given.name = renamed.get(given.name, given.name)
+    for node in graph.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
 
 
 def _feeds(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
-    feeds = {c: frame[c].to_numpy(np.float32).reshape(-1, 1) for c in numeric}
+    feeds = {c: frame[c].to_numpy(np.float64).reshape(-1, 1) for c in numeric}
     feeds |= {c: frame[c].to_numpy(object).reshape(-1, 1) for c in categorical}
     return feeds
+
+
+def value_tolerance(model: Any) -> float:
+    """The regression contract for this model: float32 libraries get float32's limit."""
+    estimator = model[-1]
+    if forest_onnx.is_forest(estimator) and forest_onnx.read_forest(estimator).precision == "float":
+        return FLOAT_VALUE_TOLERANCE
+    return VALUE_TOLERANCE
 
 
 def compile_onnx(
@@ -112,37 +197,51 @@ def compile_onnx(
         report = ParityReport(False, reason[:500], rows, **versions)
         _write(report, out_dir)
         return report
-    seconds = round(time.perf_counter() - start, 3)
+    versions["convert_seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / ONNX_NAME).write_bytes(blob)
     if task is Task.classification:
-        reference = np.asarray(model.predict_proba(check_rows), dtype=np.float64)
-        got = np.asarray(outputs[-1], dtype=np.float64)
-        if got.shape != reference.shape:
-            report = ParityReport(
-                False, f"probability shape {got.shape} != {reference.shape}", rows, **versions
-            )
-            _write(report, out_dir)
-            return report
-        diff = float(np.abs(got - reference).max())
-        mismatches = int((got.argmax(axis=1) != reference.argmax(axis=1)).sum())
-        passed = diff <= PROBA_TOLERANCE and mismatches == 0
-        reason = (
-            "ok"
-            if passed
-            else f"max |p_onnx - p_sklearn| = {diff:.2e} (limit {PROBA_TOLERANCE:.0e}), "
-            f"{mismatches} label change(s)"
-        )
-        report = ParityReport(passed, reason, rows, diff, mismatches, seconds, **versions)
+        report = compare_probabilities(model.predict_proba(check_rows), outputs[-1], versions)
     else:
-        reference = np.asarray(model.predict(check_rows), dtype=np.float64)
-        got = np.asarray(outputs[0], dtype=np.float64).ravel()
-        relative = np.abs(got - reference) / np.maximum(np.abs(reference), 1.0)
-        worst = float(relative.max())
-        passed = worst <= VALUE_TOLERANCE
-        reason = "ok" if passed else f"max relative diff {worst:.2e} (limit {VALUE_TOLERANCE:.0e})"
-        report = ParityReport(passed, reason, rows, worst, None, seconds, **versions)
+        tolerance = value_tolerance(model)
+        report = compare_values(model.predict(check_rows), outputs[0], tolerance, versions)
     _write(report, out_dir)
     return report
+
+
+def compare_probabilities(reference: Any, got: Any, extra: dict[str, Any]) -> ParityReport:
+    """Probabilities within ``PROBA_TOLERANCE`` on every row, and the same label everywhere."""
+    want = np.asarray(reference, dtype=np.float64)
+    have = np.asarray(got, dtype=np.float64)
+    rows = len(want)
+    if have.shape != want.shape:
+        reason = f"probability shape {have.shape} != {want.shape}"
+        return ParityReport(False, reason, rows, tolerance=PROBA_TOLERANCE, **extra)
+    diff = float(np.abs(have - want).max()) if rows else 0.0
+    mismatches = int((have.argmax(axis=1) != want.argmax(axis=1)).sum())
+    passed = diff <= PROBA_TOLERANCE and mismatches == 0
+    reason = (
+        "ok"
+        if passed
+        else f"max |p_onnx - p_sklearn| = {diff:.2e} (limit {PROBA_TOLERANCE:.0e}), "
+        f"{mismatches} label change(s)"
+    )
+    return ParityReport(passed, reason, rows, diff, mismatches, tolerance=PROBA_TOLERANCE, **extra)
+
+
+def compare_values(
+    reference: Any, got: Any, tolerance: float, extra: dict[str, Any]
+) -> ParityReport:
+    """Values within ``tolerance``, relative (absolute below 1), on every row."""
+    want = np.asarray(reference, dtype=np.float64).ravel()
+    have = np.asarray(got, dtype=np.float64).ravel()
+    if have.shape != want.shape:
+        reason = f"value shape {have.shape} != {want.shape}"
+        return ParityReport(False, reason, len(want), tolerance=tolerance, **extra)
+    relative = np.abs(have - want) / np.maximum(np.abs(want), 1.0)
+    worst = float(relative.max()) if len(want) else 0.0
+    passed = bool(worst <= tolerance)  # NaN fails
+    reason = "ok" if passed else f"max relative diff {worst:.2e} (limit {tolerance:.0e})"
+    return ParityReport(passed, reason, len(want), worst, None, tolerance=tolerance, **extra)
 
 
 def _write(report: ParityReport, out_dir: Path) -> None:

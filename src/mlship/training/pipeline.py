@@ -55,7 +55,16 @@ REGISTRY: dict[str, EstimatorSpec] = {
         "lightgbm:LGBMRegressor",
         {"n_estimators": 200, "verbose": -1, "n_jobs": 1},
     ),
+    # The CPU-only wheel (xgboost-cpu, the train extra); the classifier takes any labels.
+    "xgboost": EstimatorSpec(
+        "mlship.training.xgboost_model:XGBoostClassifier",
+        "xgboost:XGBRegressor",
+        {"n_estimators": 200, "n_jobs": 1, "tree_method": "hist", "verbosity": 0},
+    ),
 }
+# Tree ensembles split on thresholds: scaling changes nothing for them, and each routes a
+# missing value down a branch it learned, so their numbers reach them as they are.
+TREE_MODELS = frozenset({"random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"})
 
 
 def _load_class(path: str) -> type[BaseEstimator]:
@@ -111,10 +120,18 @@ def make_estimator(config: ModelConfig, task: Task, seed: int) -> BaseEstimator:
         ) from None
 
 
-def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    """Impute and scale numbers; impute and one-hot encode categories (unknown ones ignored)."""
-    numeric_steps = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+def make_preprocessor(
+    numeric: list[str], categorical: list[str], trees: bool = False
+) -> ColumnTransformer:
+    """Impute and scale numbers; impute and one-hot encode categories (unknown ones ignored).
+
+    For tree ensembles (``trees``) numbers pass through untouched, NaN included: the trees
+    route missing values themselves, as they learned to in training.
+    """
+    numeric_steps: Pipeline | str = (
+        "passthrough"
+        if trees
+        else Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     )
     categorical_steps = Pipeline(
         [
@@ -136,7 +153,7 @@ def build_pipeline(
     """The full model, unfitted."""
     return Pipeline(
         [
-            ("preprocess", make_preprocessor(numeric, categorical)),
+            ("preprocess", make_preprocessor(numeric, categorical, config.name in TREE_MODELS)),
             ("model", make_estimator(config, task, seed)),
         ]
     )
