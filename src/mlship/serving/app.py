@@ -6,7 +6,8 @@ Handlers hold no protocol logic: a codec decodes the body and encodes the reply.
 
 Every reply is complete and well-formed: an unexpected exception becomes a JSON 500, and any
 5xx (and, once shutdown has begun, every reply) carries ``Connection: close``. With an API key
-file, every route but the probes needs a key (``mlship.serving.auth``).
+file, every route but the probes needs a key (``mlship.serving.auth``). ``/openapi.json`` is
+written from the model's signature (``mlship.serving.openapi``), not from the handlers.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from mlship.serving.codecs import native, vertex
 from mlship.serving.errors import error_response, json_response
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
+from mlship.serving.openapi import typed_openapi
+from mlship.serving.openapi_protocols import protocol_routes
+from mlship.serving.openapi_schemas import ROWS_FROM
 from mlship.serving.protocols import Native, SageMaker, kserve_v1_routes, oip_routes
 from mlship.serving.settings import ServeSettings
 from mlship.serving.shutdown import CloseConnections, Drain
@@ -177,8 +181,11 @@ class Service:
             {
                 **asdict(predictor.info),
                 "signature": predictor.signature(),
+                "column_order": predictor.column_names,
+                "error_rows_start_at": ROWS_FROM,
                 "runtime": predictor.runtime,
                 "limits": limits,
+                "protocols": protocol_routes(predictor, self.settings),
             }
         )
 
@@ -198,7 +205,7 @@ def _routes(
     if settings.sagemaker:
         routes.append(("/ping", "GET", service.ready, "SageMaker health."))
         routes.append(("/invocations", "POST", service.invocations, "SageMaker scoring."))
-    score_doc = "Score rows: records, arrays, instances, dataframe_split/records, or CSV."
+    score_doc = "Score rows: records, arrays, instances, inputs, dataframe_split/records, CSV."
     return [
         *routes,
         ("/score", "POST", service.score, score_doc),
@@ -230,8 +237,6 @@ def create_app(
 
     app = FastAPI(
         title="mlship scoring service",
-        version="1",
-        description="Scores rows with a model trained by mlship. POST records to /score.",
         lifespan=lifespan,
         # Swagger UI and ReDoc load their scripts from a CDN: off unless asked (--docs).
         docs_url="/docs" if settings.docs else None,
@@ -247,20 +252,28 @@ def create_app(
             summary=summary or None,
             include_in_schema=bool(summary),
         )
+    typed_openapi(
+        app, holder, settings, [(p, m, s) for p, m, _, s in routes], _open_paths(settings)
+    )
     _error_handlers(app)
     _middleware(app, service, known={path for path, *_ in routes})
     return app
+
+
+def _open_paths(settings: ServeSettings) -> set[str]:
+    """The probes that stay open with API keys: their checkers carry no credentials."""
+    probes = {"/health", "/ready", settings.health_route, *OPEN_PROBES}
+    if settings.sagemaker:
+        probes.add("/ping")
+    return probes
 
 
 def _middleware(app: FastAPI, service: Service, known: set[str]) -> None:
     """Innermost first: authentication, then the connection rule, then metrics (outermost)."""
     settings = service.settings
     if settings.api_keys_file is not None:
-        probes = {"/health", "/ready", settings.health_route, *OPEN_PROBES}
-        if settings.sagemaker:
-            probes.add("/ping")
         keys = ApiKeys.from_file(settings.api_keys_file)
-        app.add_middleware(RequireApiKey, keys=keys, open_paths=probes)
+        app.add_middleware(RequireApiKey, keys=keys, open_paths=_open_paths(settings))
     app.add_middleware(CloseConnections, drain=service.drain)
     app.add_middleware(Instrument, metrics=service.metrics, known=known)
 
