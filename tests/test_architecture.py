@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "scoring": {"errors", "model"},
     "serving": {"errors", "model", "scoring", "version"},
     "batch": {"errors", "storage", "model", "scoring"},
-    "registry": {"errors", "config", "storage", "model"},
+    "registry": {"errors", "config", "storage", "model", "scoring"},
     "training": {"errors", "config", "storage", "model", "scoring", "registry"},
     "deploy": {"errors", "config", "storage", "model", "scoring", "registry", "version"},
     "cli": {"*"},

@@ -91,18 +91,7 @@ class SavedModel:
         inputs = (spec.get("signature") or {}).get("inputs")
         if not inputs:
             raise ModelError(f"{root}/{layout.MLMODEL} has no input signature")
-        categorical = set(meta.get("categorical") or [])
-        nullable = set(meta.get("nullable") or [])
-        columns: list[Column] = [
-            Column(
-                name=item["name"],
-                kind="categorical"
-                if item["name"] in categorical or item.get("type") not in NUMERIC_TYPES
-                else "numeric",
-                nullable=item["name"] in nullable,
-            )
-            for item in json.loads(inputs)
-        ]
+        columns = _columns(json.loads(inputs), meta)
         info = ModelInfo(
             name=str(extra.get("name", root.name)),
             version=str(extra.get("version", "")),
@@ -196,6 +185,22 @@ def _check_identity(root: Path, verified: manifest.Manifest | None, extra: dict[
             f"v{listed[2]} (run {listed[3]}), {layout.INFO} format {stated[0]} {stated[1]} "
             f"v{stated[2]} (run {stated[3]})"
         )
+
+
+def _columns(inputs: list[dict[str, Any]], meta: dict[str, Any]) -> list[Column]:
+    """Signature order; the role from training's metadata (signature types are ``any`` since
+    0.2), from the signature's type for a dir whose metadata does not list numeric columns."""
+    numeric = meta.get("numeric")
+    categorical = set(meta.get("categorical") or [])
+    nullable = set(meta.get("nullable") or [])
+
+    def kind(item: dict[str, Any]) -> Literal["numeric", "categorical"]:
+        if numeric is not None:
+            return "numeric" if item["name"] in numeric else "categorical"
+        typed = item["name"] not in categorical and item.get("type") in NUMERIC_TYPES
+        return "numeric" if typed else "categorical"
+
+    return [Column(item["name"], kind(item), item["name"] in nullable) for item in inputs]
 
 
 def is_model_dir(path: Path) -> bool:

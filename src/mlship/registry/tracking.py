@@ -16,6 +16,7 @@ from typing import Any
 
 from mlship.config import Settings
 from mlship.errors import TrackingError
+from mlship.registry.flavor import SklearnWithMlshipPyfunc
 
 CONFIG_ARTIFACT = "config/resolved.yaml"
 MANIFEST_TAG = "model.manifest_sha256"
@@ -25,7 +26,7 @@ def quiet_mlflow() -> None:
     """Keep MLflow's and Alembic's INFO chatter (DB migrations, schema hints) off the console.
 
     Our own progress lines say what is happening; MLflow's warnings about integer columns
-    concern its dataset preview, not the model signature (we declare features as float64).
+    concern its dataset preview, not the model signature (see ``mlship.registry.flavor``).
     """
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     # MLflow's HTTP client retries 7 times with backoff by default: a dead server took 256 s
@@ -174,7 +175,7 @@ class ModelContent:
 def log_training(settings: Settings, run: RunContent, content: ModelContent) -> RegisteredModel:
     """One MLflow run: tags, params, metrics, plots, config, lineage, the model and its version."""
     import mlflow
-    import mlflow.sklearn
+    from mlflow.models import Model
 
     uri = settings.tracking.uri
     check_store(uri, settings.tracking.experiment)
@@ -188,8 +189,10 @@ def log_training(settings: Settings, run: RunContent, content: ModelContent) -> 
             mlflow.log_artifact(str(path), artifact_path="plots")
         mlflow.log_text(run.config_yaml, CONFIG_ARTIFACT)
         mlflow.log_dict(run.metrics, "metrics.json")
-        info = mlflow.sklearn.log_model(
-            content.model,
+        info = Model.log(
+            artifact_path=None,
+            flavor=SklearnWithMlshipPyfunc,
+            sk_model=content.model,
             name="model",
             signature=content.signature,
             input_example=content.input_example,

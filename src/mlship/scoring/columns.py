@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 Columns = dict[str, np.ndarray]
 MISSING_CATEGORY = ""
+# Both runtimes must see the same numbers; ONNX computes in float32, where larger values
+# overflow to inf and poison the probabilities, so validation rejects them for everyone.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 _UNREPRESENTABLE = (dict, list, tuple, set)
 # What pandas.read_csv reads as missing by default: CSV text means what it meant in training.
 # fmt: off

@@ -22,6 +22,7 @@ from mlship.model.saved import Column, ModelInfo, SavedModel, check_runtime
 from mlship.model.training_table import unused_columns
 from mlship.scoring.backends import Backend, SklearnBackend, load_backend
 from mlship.scoring.columns import (
+    FLOAT32_MAX,
     MISSING_CATEGORY,
     Columns,
     frame_columns,
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ExtraColumns = Literal["reject", "ignore"]
-# Both runtimes must see the same numbers; ONNX computes in float32, where larger values
-# overflow to inf and poison the probabilities, so validation rejects them for everyone.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 NULL_ERROR = "missing value not allowed (this column had none in training)"
 UNSCORABLE = "the model gives no finite score for these values (too large in magnitude)"
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlship.config import Settings, Task, flatten, public_dump, settings_to_yaml
 from mlship.errors import ModelError
+from mlship.registry.flavor import model_signature
 from mlship.registry.models import set_alias
 from mlship.registry.tracking import (
     ModelContent,
@@ -173,11 +174,13 @@ def track(
 ) -> RegisteredModel:
     """Compile the ONNX twin, draw the plots and log the run with its model version."""
     from mlflow.data.pandas_dataset import from_pandas
-    from mlflow.models import infer_signature
 
     cfg, dataset, parts = settings.data, data.dataset, data.parts
     metadata, tags, params = record
-    signature = infer_signature(parts.x_train.head(50), model.predict(parts.x_train.head(50)))
+    classifier = settings.task == Task.classification
+    signature = model_signature(
+        list(parts.x_train.columns), dataset.nullable, dataset.classes, classifier
+    )
     packages = SERVING_PACKAGES + (["lightgbm"] if settings.model.name == "lightgbm" else [])
     lineage = from_pandas(
         data.raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target
