@@ -5,6 +5,8 @@ example, requirements) plus mlship's own files::
 
     MLmodel                         MLflow's model spec: flavors, signature, metadata
     model.pkl                       the fitted scikit-learn pipeline
+    code/mlship_pyfunc.py           MLflow's python_function loader (with code/mlship_columns.py):
+                                    plain ``mlflow.pyfunc`` coerces and answers as mlship does
     mlship.json                     identity: format version, mlship version, registry name,
                                     version, run id, holdout metrics
     metrics.json, config.yaml       holdout metrics and the resolved training config
@@ -14,7 +16,8 @@ example, requirements) plus mlship's own files::
                                     registry name, version and run id; written last
 
 Format history: 0 -- dirs written before the format was versioned (no ``format_version`` in
-``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest.
+``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest (since 0.2 also ``code/`` and a
+signature of ``any`` columns; mlship reads each column's role from the metadata).
 """
 
 from __future__ import annotations
