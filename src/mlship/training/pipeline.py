@@ -65,6 +65,17 @@ REGISTRY: dict[str, EstimatorSpec] = {
 # Tree ensembles split on thresholds: scaling changes nothing for them, and each routes a
 # missing value down a branch it learned, so their numbers reach them as they are.
 TREE_MODELS = frozenset({"random_forest", "hist_gradient_boosting", "lightgbm", "xgboost"})
+# What scoring such a model with scikit-learn needs beyond scikit-learn itself (distribution
+# names, for the model's pinned requirements). The ONNX twin needs none of them.
+SKLEARN_RUNTIME_EXTRAS: dict[str, list[str]] = {
+    "lightgbm": ["lightgbm"],
+    "xgboost": ["xgboost-cpu"],
+}
+
+
+def sklearn_runtime_packages(name: str) -> list[str]:
+    """The packages beyond scikit-learn that unpickling and scoring ``name``'s model needs."""
+    return list(SKLEARN_RUNTIME_EXTRAS.get(name, []))
 
 
 def _load_class(path: str) -> type[BaseEstimator]:
