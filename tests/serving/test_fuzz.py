@@ -1,18 +1,15 @@
-"""Fuzz POST /score of a real `mlship serve` with schemathesis, body-aware and bounded.
+"""Fuzz the scoring routes of a real `mlship serve` with schemathesis, body-aware and bounded.
 
-The service's /openapi.json documents no request body for /score, so the body schema is
-built from GET /metadata's ``signature``: a record is an object with every signature column
-required, typed (numbers within float32 range, the service's documented limit), nullable
-only where training saw nulls, and no other keys; a body is an array of such records, or
-``{"instances": [...]}`` around one. It is injected into the live document, which is then
-loaded from a dict and pointed at the live base URL. Where the document leaves a response
-open (no schema, or ``{}``), the README's documented shapes are filled in: the score reply
-for 200 and ``{"error", "details"}`` for 400/413/415/422.
+The document is the service's own ``/openapi.json``: typed from the model's signature (every
+request shape of ``/score`` a named schema, each column typed, numbers within float32 range),
+with every status a route can answer and its schema. The only change made here pins the path
+parameters (``{name}``, ``{version}``) to the served model, so cases reach the codecs.
 
 Inputs: a few hand-made hostile bodies first (deep nesting, a boolean for a number, ...),
 then Hypothesis-generated cases, valid (positive) and schema-violating (negative), seeded
-and derandomized. Checks: ``not_a_server_error`` and ``response_schema_conformance``. Every
-failing input is collected (not just the first) and all of them are reported at the end.
+and derandomized, for ``POST /score``, the Open Inference Protocol's infer and KServe v1's
+predict. Checks: ``not_a_server_error`` and ``response_schema_conformance``. Every failing
+input is collected (not just the first) and all of them are reported at the end.
 """
 
 from __future__ import annotations
@@ -47,7 +44,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MAX_EXAMPLES = 300
 TIME_BUDGET_S = 120
 REQUEST_TIMEOUT_S = 10
-FLOAT32_MAX = 3.4e38  # the service answers 422 "value out of range (|x| > 3.4e38)" beyond it
 CHECKS = [not_a_server_error, response_schema_conformance]
 HOST = "127.0.0.1"
 MLSHIP = Path(sys.executable).with_name("mlship")
@@ -100,118 +96,48 @@ def live_url(trained_oj: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 # ---------------------------------------------------------------------------------------------
-# the document: the live one, plus a body schema from the signature
+# the document: the live one, typed from the model's signature by the service itself
 
 
-JSON_TYPES = {
-    "number": "number", "double": "number", "float": "number",
-    "integer": "integer", "long": "integer", "int": "integer",
-    "string": "string", "boolean": "boolean",
-}  # fmt: skip
-
-
-def column_schema(column: dict[str, Any]) -> dict[str, Any]:
-    kind = JSON_TYPES.get(str(column["type"]))
-    schema: dict[str, Any] = {} if kind is None else {"type": kind}
-    if kind in {"number", "integer"}:
-        schema |= {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
-    if column.get("nullable") and kind is not None:
-        schema["type"] = [kind, "null"]
-    return schema
-
-
-def body_schema(signature: list[dict[str, Any]]) -> dict[str, Any]:
-    record = {
-        "type": "object",
-        "properties": {c["name"]: column_schema(c) for c in signature},
-        "required": [c["name"] for c in signature],
-        "additionalProperties": False,
-    }
-    records = {"type": "array", "items": record, "minItems": 1, "maxItems": 5}
-    instances = {
-        "type": "object",
-        "properties": {"instances": records},
-        "required": ["instances"],
-        "additionalProperties": False,
-    }
-    return {"anyOf": [records, instances]}
-
-
-SCORE_REPLY = {
-    "type": "object",
-    "required": ["predictions", "model"],
-    "properties": {
-        "predictions": {"type": "array", "minItems": 1},
-        "probabilities": {
-            "type": "array",
-            "items": {"type": "object", "additionalProperties": {"type": "number"}},
-        },
-        "model": {
-            "type": "object",
-            "required": ["name", "version", "run_id"],
-            "properties": {k: {"type": "string"} for k in ("name", "version", "run_id")},
-        },
-    },
+FUZZED = {  # operation -> examples per generation mode
+    ("/score", "POST"): MAX_EXAMPLES,
+    ("/v2/models/{name}/infer", "POST"): MAX_EXAMPLES // 6,
+    ("/v1/models/{name}:predict", "POST"): MAX_EXAMPLES // 6,
 }
-ERROR_REPLY = {
-    "type": "object",
-    "required": ["error", "details"],
-    "properties": {
-        "error": {"type": "string", "minLength": 1},
-        "details": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "row": {"type": ["integer", "null"]},
-                    "column": {"type": ["string", "null"]},
-                    "error": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-DOCUMENTED = {"200": SCORE_REPLY} | {s: ERROR_REPLY for s in ("400", "413", "415", "422")}
 
 
-def with_body(document: dict[str, Any], signature: list[dict[str, Any]]) -> dict[str, Any]:
-    """The live document with a request body for POST /score, and the README's reply shapes
-    where the document leaves a reply open. Anything the service documents itself wins."""
+def pinned(document: dict[str, Any], name: str, version: str) -> dict[str, Any]:
+    """The live document with the path parameters pinned to the served model, so the fuzzed
+    cases reach the codecs instead of a 404 for a made-up model name."""
     doc = copy.deepcopy(document)
-    post = doc["paths"]["/score"]["post"]
-    post.setdefault(
-        "requestBody",
-        {"required": True, "content": {"application/json": {"schema": body_schema(signature)}}},
-    )
-    responses = post.setdefault("responses", {})
-    for status, schema in DOCUMENTED.items():
-        reply = responses.setdefault(status, {"description": f"documented in README ({status})"})
-        content = reply.setdefault("content", {}).setdefault("application/json", {})
-        if not content.get("schema"):
-            content["schema"] = schema
+    values = {"name": name, "version": version}
+    for item in doc["paths"].values():
+        for operation in item.values():
+            for param in operation.get("parameters", []):
+                if param["in"] == "path" and param["name"] in values:
+                    param["schema"] = {"type": "string", "enum": [values[param["name"]]]}
     return doc
 
 
-def test_injected_schema_is_what_the_signature_says() -> None:
-    signature = [
-        {"name": "x", "type": "number", "nullable": False},
-        {"name": "s", "type": "string", "nullable": True},
-    ]
-    document = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
-                "paths": {"/score": {"post": {"responses": {"200": {"description": "ok",
-                          "content": {"application/json": {"schema": {}}}}}}}}}  # fmt: skip
-    doc = with_body(document, signature)
-    schema = doc["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]
-    record = schema["schema"]["anyOf"][0]["items"]
-    assert record["required"] == ["x", "s"]
-    assert record["additionalProperties"] is False
-    assert record["properties"]["x"]["type"] == "number"
-    assert record["properties"]["s"]["type"] == ["string", "null"]
-    replies = doc["paths"]["/score"]["post"]["responses"]
-    assert replies["200"]["content"]["application/json"]["schema"] == SCORE_REPLY
-    assert replies["422"]["content"]["application/json"]["schema"] == ERROR_REPLY
-    assert "requestBody" not in document["paths"]["/score"]["post"], "the input is not changed"
+def test_the_live_document_types_the_score_body(live_url: str) -> None:
+    """No body schema is made up here any more: the service documents its own."""
+    document = httpx.get(f"{live_url}/openapi.json", timeout=10).json()
+    post = document["paths"]["/score"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(post["responses"])
+    record = document["components"]["schemas"]["Record"]
+    signature = httpx.get(f"{live_url}/metadata", timeout=10).json()["signature"]
+    assert record["required"] == [c["name"] for c in signature]
+    doc = pinned(document, "oj-purchase", "1")
+    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]["parameters"][0]
+    assert infer["schema"]["enum"] == ["oj-purchase"]
+    assert (
+        "enum"
+        not in document["paths"]["/v2/models/{name}/infer"]["post"]["parameters"][0]["schema"]
+    ), "the input is not changed"
+
+
+JSON_TYPES = {"number": "number", "string": "string"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +252,8 @@ class Fuzzer:
                 )
 
     def report(self, elapsed: float) -> str:
-        self.hostile_status.pop("fuzzed", None)
+        for label in [k for k in self.hostile_status if k.startswith("fuzzed")]:
+            del self.hostile_status[label]
         lines = ["hostile inputs -> status (a 200 here was accepted, not rejected):"]
         lines += [f"  {status}  {label}" for label, status in self.hostile_status.items()]
         counts = ", ".join(f"{k} {v}" for k, v in self.sent.items())
@@ -344,21 +271,11 @@ class Fuzzer:
         return "\n".join(lines)
 
 
-def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -> None:
-    signature = httpx.get(f"{live_url}/metadata", timeout=10).json()["signature"]
-    document = httpx.get(f"{live_url}/openapi.json", timeout=10).json()
-    schema = schemathesis.openapi.from_dict(with_body(document, signature))
-    schema.config.update(base_url=live_url, request_timeout=REQUEST_TIMEOUT_S)
-    operation = schema["/score"]["POST"]
-    fuzzer = Fuzzer()
-
-    start = time.monotonic()
-    for label, body in hostile_bodies(signature).items():
-        fuzzer.sent["hostile"] += 1
-        fuzzer.send(operation.Case(body=body, media_type="application/json"), label)
+def fuzz_operation(fuzzer: Fuzzer, operation: Any, examples: int, label: str) -> None:
+    """``examples`` Hypothesis cases, valid and schema-violating, sent and checked."""
 
     @settings(
-        max_examples=MAX_EXAMPLES,
+        max_examples=examples,
         derandomize=True,
         database=None,
         deadline=None,
@@ -373,9 +290,26 @@ def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -
     )
     def fuzz(case: schemathesis.Case) -> None:
         fuzzer.sent[case.meta.generation.mode.value if case.meta else "positive"] += 1
-        fuzzer.send(case, "fuzzed")
+        fuzzer.send(case, label)
 
     fuzz()
+
+
+def test_fuzz_score_has_no_server_errors_and_documented_replies(live_url: str) -> None:
+    meta = httpx.get(f"{live_url}/metadata", timeout=10).json()
+    document = httpx.get(f"{live_url}/openapi.json", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(pinned(document, meta["name"], meta["version"]))
+    schema.config.update(base_url=live_url, request_timeout=REQUEST_TIMEOUT_S)
+    fuzzer = Fuzzer()
+
+    start = time.monotonic()
+    score = schema["/score"]["POST"]
+    for label, body in hostile_bodies(meta["signature"]).items():
+        fuzzer.sent["hostile"] += 1
+        fuzzer.send(score.Case(body=body, media_type="application/json"), label)
+    for (path, method), examples in FUZZED.items():
+        fuzz_operation(fuzzer, schema[path][method], examples, f"fuzzed {method} {path}")
+
     elapsed = time.monotonic() - start
     report = fuzzer.report(elapsed)
     print(report)
