@@ -2,18 +2,15 @@
 
 Needs a Docker engine and a base image. `.ci/run` starts the engine and builds the local
 base (no registry is reachable there) and sets MLSHIP_REQUIRE_DOCKER=1 so a missing engine
-fails the run instead of skipping it.
+fails the run instead of skipping it. The images are built once per session
+(``tests/e2e/conftest.py``); ``test_image_clients.py`` runs the platforms' clients on them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,99 +18,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import OJ_CSV, ROOT, run_cli
+from tests.conftest import OJ_CSV, ROOT
+from tests.e2e.images import BASE_IMAGE, Container, docker, require_docker
 
-BASE_IMAGE = os.environ.get("MLSHIP_TEST_BASE_IMAGE", "mlship-base:bookworm")
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
-
-
-def engine_ready() -> bool:
-    try:
-        return docker("info", check=False).returncode == 0
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module", autouse=True)
 def need_docker() -> None:
-    if engine_ready() and docker("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
-        return
-    message = f"no Docker engine or no base image {BASE_IMAGE} (see scripts/)"
-    if os.environ.get("MLSHIP_REQUIRE_DOCKER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def build_image(model_dir: Path, runtime: str) -> str:
-    tag = f"mlship-e2e:{runtime}-{uuid.uuid4().hex[:8]}"
-    result = run_cli(
-        "image", "build", "--model", str(model_dir), "--tag", tag, "--runtime", runtime,
-        "--base-image", BASE_IMAGE, "--context", str(ROOT), "--file", str(ROOT / "Dockerfile"),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert f"runtime {runtime}" in result.stdout
-    assert not list((ROOT / ".docker-context").glob("model-*")), "staged model left behind"
-    return tag
-
-
-@pytest.fixture(scope="module")
-def image(trained_oj: Path) -> Iterator[str]:
-    """The scikit-learn runtime image (the Dockerfile's default)."""
-    tag = build_image(trained_oj / "model", "sklearn")
-    yield tag
-    docker("rmi", "-f", tag, check=False)
-
-
-@pytest.fixture(scope="module")
-def onnx_image(trained_oj: Path) -> Iterator[str]:
-    """The ONNX runtime image: no scikit-learn, SciPy or pandas inside."""
-    tag = build_image(trained_oj / "model", "onnx")
-    yield tag
-    docker("rmi", "-f", tag, check=False)
-
-
-class Container:
-    def __init__(
-        self, image: str, container_port: int, *args: str, env: dict[str, str] | None = None
-    ):
-        self.port = free_port()
-        env_args = [x for k, v in (env or {}).items() for x in ("-e", f"{k}={v}")]
-        self.id = docker(
-            "run",
-            "-d",
-            "--read-only",
-            "-p",
-            f"127.0.0.1:{self.port}:{container_port}",
-            *env_args,
-            image,
-            *args,
-        ).stdout.strip()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait(self, route: str = "/ready", timeout: float = 90) -> float:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            try:
-                if httpx.get(self.url + route, timeout=1).status_code == 200:
-                    return time.monotonic() - start
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        logs = docker("logs", self.id, check=False)
-        raise AssertionError(f"container not ready: {logs.stdout[-2000:]}{logs.stderr[-2000:]}")
-
-    def stop(self) -> None:
-        docker("rm", "-f", self.id, check=False)
+    require_docker()
 
 
 @pytest.fixture(scope="module")
