@@ -24,8 +24,10 @@ from tests.e2e.images import BASE_IMAGE, Container, docker, require_docker
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def need_docker() -> None:
+    """Session-scoped, so it runs before the session fixtures (training, the venv): without an
+    engine the module skips at once."""
     require_docker()
 
 

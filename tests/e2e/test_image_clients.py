@@ -28,8 +28,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow]
 SAGEMAKER_PORT = 9090  # not the 8080 default: the image must honour SAGEMAKER_BIND_TO_PORT
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def need_docker() -> None:
+    """Session-scoped, so it runs before the session fixtures (training, the venv): without an
+    engine the module skips at once."""
     require_docker()
 
 
