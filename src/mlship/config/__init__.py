@@ -21,11 +21,13 @@ from mlship.config.schema import (
     FeaturesConfig,
     ModelConfig,
     OutputConfig,
+    ParamRange,
     SampleConfig,
     Settings,
     SplitConfig,
     Task,
     TrackingConfig,
+    TuneConfig,
 )
 
 __all__ = [
@@ -37,11 +39,13 @@ __all__ = [
     "FeaturesConfig",
     "ModelConfig",
     "OutputConfig",
+    "ParamRange",
     "SampleConfig",
     "Settings",
     "SplitConfig",
     "Task",
     "TrackingConfig",
+    "TuneConfig",
     "deep_merge",
     "describe_validation_error",
     "flatten",

@@ -72,10 +72,23 @@ class DataConfig(_Strict):
 
 
 class SplitConfig(_Strict):
+    strategy: Literal["random", "stratified", "time", "group"] = Field(
+        default="stratified",
+        description="How the holdout is chosen: random; stratified (by class; random for "
+        "regression); time (the latest part by split.time_column is the holdout); group (no "
+        "value of split.group_column in both parts).",
+    )
+    time_column: str | None = Field(
+        default=None, description="strategy time: the column that orders rows in time."
+    )
+    group_column: str | None = Field(
+        default=None, description="strategy group: rows sharing a value stay on one side."
+    )
     test_size: float = Field(default=0.2, gt=0, lt=1, description="Holdout fraction.")
     seed: int = Field(default=42, description="Seed of the split and of seeded estimators.")
     stratify: bool = Field(
-        default=True, description="Stratify the split by class (classification only)."
+        default=True,
+        description="strategy stratified only: false makes it random (kept for older configs).",
     )
     cv_folds: int = Field(
         default=0, ge=0, description="k-fold cross-validation on the training part; 0 skips it."
@@ -85,6 +98,10 @@ class SplitConfig(_Strict):
     def _folds(self) -> SplitConfig:
         if self.cv_folds == 1:
             raise ValueError("cv_folds must be 0 (off) or at least 2")
+        if self.strategy == "time" and not self.time_column:
+            raise ValueError("strategy time needs split.time_column")
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError("strategy group needs split.group_column")
         return self
 
 
@@ -151,6 +168,66 @@ class OutputConfig(_Strict):
     )
 
 
+class ParamRange(_Strict):
+    """One hyperparameter's search range: ``low``/``high`` (ints give integers), or ``choices``."""
+
+    low: int | float | None = Field(default=None, description="Lower bound (inclusive).")
+    high: int | float | None = Field(default=None, description="Upper bound (inclusive).")
+    log: bool = Field(default=False, description="Sample on a log scale (low > 0).")
+    choices: list[Any] | None = Field(default=None, description="Values to choose from.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give either non-empty choices or low and high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high, or choices")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("log needs low > 0")
+        return self
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+
+class TuneConfig(_Strict):
+    metric: str | None = Field(
+        default=None,
+        description="CV metric the search optimises (a holdout metric name, e.g. roc_auc, "
+        "log_loss, rmse). Null: roc_auc for classification, rmse for regression.",
+    )
+    cv_folds: int = Field(default=5, ge=2, description="Folds of the CV on the training part.")
+    trials: int = Field(default=30, ge=1, description="Trials per `mlship tune` invocation.")
+    timeout: float | None = Field(
+        default=None, gt=0, description="Stop starting trials after this many seconds."
+    )
+    seed: int = Field(default=42, description="Seed of the sampler (TPE): same seed, same trials.")
+    pruning: bool = Field(default=True, description="Median pruning after each fold.")
+    storage: str | None = Field(
+        default=None,
+        description="Optuna storage URL. Null: sqlite:///optuna.db (its own file; MLflow's "
+        "SQLite file cannot hold it, both keep an alembic_version table).",
+    )
+    study_name: str | None = Field(
+        default=None,
+        description="Study to create or resume. Null: <tracking.experiment>-<model.name>.",
+    )
+    overlay: Path = Field(
+        default=Path("tuned.yaml"),
+        description="Where the best params are written, as a config overlay.",
+    )
+    space: dict[str, dict[str, ParamRange]] = Field(
+        default_factory=dict,
+        description="Search space per algorithm: space.<algorithm>.<param>: {low, high, log} "
+        "or {choices}. Params outside it keep their model.params value.",
+    )
+
+
 class Settings(_Strict):
     """The whole training job, as validated after all layers are merged."""
 
@@ -163,5 +240,6 @@ class Settings(_Strict):
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     tracking: TrackingConfig
     output: OutputConfig

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from mlship.config import DataConfig, Settings, SplitConfig, Task
+from mlship.config import DataConfig, Settings, Task
 from mlship.errors import DataError
 from mlship.scoring.columns import (
     MISSING_CATEGORY,
@@ -28,6 +28,9 @@ from mlship.training.quality import (
     feature_warnings,
     last_line,
 )
+from mlship.training.splits import Split, split
+
+__all__ = ["Dataset", "Split", "split"]  # the split lives in training.splits
 
 MOSTLY_NUMERIC = 0.9
 
@@ -54,14 +57,6 @@ class Dataset:
         numeric = [c for c in self.numeric if self.features[c].isna().any()]
         categorical = [c for c in self.categorical if (self.features[c] == MISSING_CATEGORY).any()]
         return numeric + categorical
-
-
-@dataclass(frozen=True)
-class Split:
-    x_train: pd.DataFrame
-    x_test: pd.DataFrame
-    y_train: pd.Series
-    y_test: pd.Series
 
 
 def read_table(
@@ -234,29 +229,3 @@ def prepare(frame: pd.DataFrame, settings: Settings) -> Dataset:
         digest=fingerprint(frame),
         warnings=tuple(warnings),
     )
-
-
-def split(dataset: Dataset, config: SplitConfig, task: Task) -> Split:
-    """Seeded holdout split, stratified by class when classifying and asked to."""
-    from sklearn.model_selection import train_test_split
-
-    stratify = dataset.target if task is Task.classification and config.stratify else None
-    if stratify is not None:
-        counts = dataset.target.value_counts()
-        rare = counts[counts < 2]
-        if not rare.empty:
-            raise DataError(
-                f"target: class {rare.index[0]!r} has a single row; a stratified split needs "
-                "two (set split.stratify=false or add data)"
-            )
-    try:
-        x_train, x_test, y_train, y_test = train_test_split(
-            dataset.features,
-            dataset.target,
-            test_size=config.test_size,
-            random_state=config.seed,
-            stratify=stratify,
-        )
-    except ValueError as exc:
-        raise DataError(f"split: {exc}") from None
-    return Split(x_train, x_test, y_train, y_test)

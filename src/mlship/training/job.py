@@ -33,7 +33,7 @@ from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
 from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
 from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
-from mlship.training.pipeline import build_pipeline
+from mlship.training.pipeline import build_pipeline, sklearn_runtime_packages
 
 # What a saved model needs at scoring time; recorded, pinned, in the model dir.
 SERVING_PACKAGES = ["scikit-learn", "numpy", "pandas", "scipy"]
@@ -92,7 +92,7 @@ def prepare(settings: Settings, progress: Progress) -> Prepared:
     dataset = data_mod.prepare(raw, settings)
     for warning in dataset.warnings:
         progress(f"warning: {warning}")
-    parts = data_mod.split(dataset, settings.split, settings.task)
+    parts = data_mod.split(dataset, settings.split, settings.task, raw)
     progress(
         f"using {len(raw):,} of {rows_read:,} rows read: {len(parts.x_train):,} to train, "
         f"{len(parts.x_test):,} to hold out"
@@ -181,7 +181,7 @@ def track(
     signature = model_signature(
         list(parts.x_train.columns), dataset.nullable, dataset.classes, classifier
     )
-    packages = SERVING_PACKAGES + (["lightgbm"] if settings.model.name == "lightgbm" else [])
+    packages = SERVING_PACKAGES + sklearn_runtime_packages(settings.model.name)
     lineage = from_pandas(
         data.raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target
     )
