@@ -3,14 +3,20 @@
 # from Debian's packages (no container registry is reachable here). Idempotent.
 #
 #   scripts/build-base-image.sh [TAG]        # default TAG: mlship-base:bookworm
+#   scripts/build-base-image.sh --official [TAG]   # default TAG: mlship-base:bookworm-official
 #   FORCE=1 scripts/build-base-image.sh      # rebuild even if TAG exists
+#
+# --official makes the base equivalent to python:3.11-slim-bookworm in what it lacks: no
+# libgomp1 (the official image has no OpenMP runtime), so image sizes and the Dockerfile's
+# own package installs are measured as they will be on the official base (docs/images.md).
 #
 # The image has:
 #   - python3.11 at /usr/bin/python3.11, with /usr/local/bin/python and /usr/local/bin/python3
 #     symlinks (as in python:3.11-slim, so `python -m venv /opt/venv` works in both);
 #   - python3-venv (ensurepip wheels), so `python -m venv X && X/bin/pip install ...` works.
 #     There is no system-wide pip (Debian's python is PEP 668 "externally managed"): use a venv;
-#   - ca-certificates, netbase, tzdata, libgomp1 (OpenMP runtime for LightGBM/scikit-learn),
+#   - ca-certificates, netbase, tzdata, libgomp1 (OpenMP runtime for LightGBM; not with
+#     --official),
 #     passwd (useradd/groupadd), apt with bookworm + bookworm-updates + bookworm-security sources;
 #   - this machine's CA bundle at /etc/ssl/certs/ca-certificates.crt (and any CA in it that
 #     Debian does not ship, kept in /usr/local/share/ca-certificates/ so update-ca-certificates
@@ -22,13 +28,24 @@
 #      UPGRADE=0 to skip applying bookworm-updates/security updates in the rootfs.
 set -euo pipefail
 
-TAG="${1:-mlship-base:bookworm}"
+OFFICIAL=0
+if [ "${1:-}" = --official ]; then
+    OFFICIAL=1
+    shift
+fi
+case "${1:-}" in -*) echo "usage: $0 [--official] [TAG]" >&2; exit 2 ;; esac
+if [ "$OFFICIAL" = 1 ]; then
+    TAG="${1:-mlship-base:bookworm-official}"
+else
+    TAG="${1:-mlship-base:bookworm}"
+fi
 SUITE=bookworm
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 UPGRADE="${UPGRADE:-1}"
 HOST_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
-PACKAGES=python3,python3-venv,ca-certificates,netbase,tzdata,libgomp1,passwd
+PACKAGES=python3,python3-venv,ca-certificates,netbase,tzdata,passwd
+[ "$OFFICIAL" = 1 ] || PACKAGES="$PACKAGES,libgomp1"
 
 log() { echo "[build-base-image] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -183,11 +200,14 @@ tar --numeric-owner --xattrs -C "$ROOTFS" -c . | docker import \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PYTHON_VERSION=3.11' \
     --change 'CMD ["python3"]' \
-    --message "Debian $SUITE minbase + Python 3.11 (scripts/build-base-image.sh)" \
+    --message "Debian $SUITE minbase + Python 3.11 (scripts/build-base-image.sh$([ "$OFFICIAL" = 1 ] && echo ' --official'))" \
     - "$TAG" >/dev/null
 
 docker run --rm "$TAG" python -c 'import ssl, venv, ensurepip, sys; print(sys.version.split()[0])' >/dev/null \
     || die "smoke test of $TAG failed"
+if [ "$OFFICIAL" = 1 ] && docker run --rm "$TAG" sh -c 'ldconfig -p | grep -q libgomp'; then
+    die "$TAG has libgomp, python:3.11-slim-bookworm does not"
+fi
 # FORCE=1: drop the previous image unless something still uses it (a tag, a child, a container).
 NEW_ID="$(docker image inspect -f '{{.Id}}' "$TAG")"
 if [ -n "$OLD_ID" ] && [ "$OLD_ID" != "$NEW_ID" ]; then
