@@ -8,6 +8,7 @@ import pytest
 
 from mlship.scoring.problems import InputError
 from mlship.serving.codecs import kserve_v1, native, sagemaker
+from mlship.serving.errors import status_of
 from tests.scoring.fakes import fake_predictor
 
 RECORDS = [
@@ -32,6 +33,18 @@ def test_headerless_csv_jsonlines_and_json_decode_alike() -> None:
     assert columns(headerless, "text/csv")["store"] == ["1", "7"]
 
 
+def test_a_data_row_whose_category_spells_a_column_name_is_not_a_header() -> None:
+    got = columns(b"1.0,0.0,1,price\n2.0,,7,\n", "text/csv")
+    assert got["promo"] == ["price", None] and got["price"] == ["1.0", "2.0"]  # two rows
+
+
+def test_a_header_with_extra_or_reordered_names_is_still_a_header() -> None:
+    reordered = columns(b"promo,store,discount,price\na,1,0.0,1.0\n", "text/csv")
+    assert reordered["store"] == ["1"] and reordered["promo"] == ["a"]
+    with pytest.raises(InputError, match="unknown column"):
+        columns(b"price,discount,store,promo,order_id\n1.0,0.0,1,a,9\n", "text/csv")
+
+
 def test_headerless_csv_of_the_wrong_width_names_the_row() -> None:
     with pytest.raises(InputError, match="CSV row 1: expected 4 fields, got 3"):
         columns(b"1.0,0.0,1,a\n2.0,7,x\n", "text/csv")
@@ -45,15 +58,21 @@ def test_headerless_csv_of_the_wrong_width_names_the_row() -> None:
         ("text/csv", "text/csv"),
         ("application/jsonlines", "application/jsonlines"),
         ("text/html, text/csv;q=0.9", "text/csv"),
+        ("application/json;q=0, text/csv", "text/csv"),  # q=0: not acceptable
+        ("text/csv;q=0.1, application/json", "application/json"),  # the higher q wins
+        ("application/jsonlines;q=0.5, text/csv;q=0.5", "application/jsonlines"),  # tie: first
+        ("text/*", "text/csv"),
     ],
 )
 def test_the_reply_type_follows_accept(accept: str | None, kind: str) -> None:
     assert sagemaker.reply_type(accept) == kind
 
 
-def test_an_unacceptable_accept_is_refused() -> None:
-    with pytest.raises(InputError, match="cannot reply as"):
-        sagemaker.reply_type("application/x-protobuf")
+@pytest.mark.parametrize("accept", ["application/x-protobuf", "text/csv;q=0, application/json;q=0"])
+def test_an_unacceptable_accept_is_a_406(accept: str) -> None:
+    with pytest.raises(InputError, match="cannot reply as") as caught:
+        sagemaker.reply_type(accept)
+    assert status_of(caught.value) == 406
 
 
 def test_replies_in_each_format() -> None:

@@ -98,7 +98,7 @@ def test_sagemaker_headerless_csv_and_accept(
     refused = client.post(
         "/invocations", content=csv, headers={"Content-Type": "text/csv", "Accept": "image/png"}
     )
-    assert refused.status_code == 415
+    assert refused.status_code == 406
 
 
 def test_open_inference_binary_tensors_refused(client: TestClient) -> None:

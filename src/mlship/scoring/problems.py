@@ -20,6 +20,7 @@ class Code(StrEnum):
 
     malformed = "malformed"  # the body is not JSON/CSV, or not an accepted shape
     unsupported_media_type = "unsupported_media_type"
+    not_acceptable = "not_acceptable"  # no reply format the client's Accept header allows
     too_large = "too_large"  # body or row count over the limit
     no_rows = "no_rows"
     duplicate_column = "duplicate_column"

@@ -1,7 +1,7 @@
 """One mapping from problem codes to HTTP status, and the JSON error body.
 
 A reply's status is that of its most serious kind of problem: a body we cannot read at all
-(400, 413, 415) outranks rows that do not fit the model (422).
+(400, 406, 413, 415) outranks rows that do not fit the model (422).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mlship.scoring.problems import Code, InputError
 
 STATUS: dict[Code, int] = {
     Code.unsupported_media_type: 415,
+    Code.not_acceptable: 406,
     Code.too_large: 413,
     Code.malformed: 400,
     Code.no_rows: 400,
@@ -27,7 +28,7 @@ STATUS: dict[Code, int] = {
     Code.out_of_range: 422,
     Code.null_not_allowed: 422,
 }
-_RANK = {415: 0, 413: 1, 400: 2, 422: 3}
+_RANK = {415: 0, 406: 1, 413: 2, 400: 3, 422: 4}
 MAX_DETAILS = 20  # problems listed in one reply; the summary line counts the rest
 
 

@@ -34,7 +34,9 @@ REASONS = {
     403: "API key not accepted.",
     404: "No such model (name or version) here.",
     413: "Body or row count over the limit (GET /metadata, limits).",
-    415: "Unsupported Content-Type, Content-Encoding or Accept.",
+    406: "No reply format the Accept header allows (text/csv, application/json, "
+    "application/jsonlines).",
+    415: "Unsupported Content-Type or Content-Encoding.",
     422: f"Rows that do not fit the model, each by row (from {ROWS_FROM}) and column.",
     500: "A bug of ours: a complete JSON reply, and the connection closes.",
     503: "The model is loading, failed to load, or the server is shutting down.",
@@ -125,7 +127,7 @@ OPS: dict[str, Op] = {
             "application/jsonlines": {"type": "string"},
         },
         body(SCORE_TYPES),
-        SCORING_ERRORS,
+        (*SCORING_ERRORS, 406),
     ),
 }
 for _base, _suffix in (("/v2/models/{name}", ""), ("/v2/models/{name}/versions/{version}", "_v")):

@@ -24,18 +24,42 @@ REPLY_TYPES = ("application/json", "text/csv", "application/jsonlines")
 
 
 def reply_type(accept: str | None) -> str:
-    """The first acceptable type the ``Accept`` header lists (``*/*`` or none: JSON)."""
+    """The reply type the ``Accept`` header prefers (RFC 9110): the highest ``q`` among the
+    types we can write, the first listed on a tie; ``q=0`` excludes; ``*/*`` or none: JSON."""
+    best, best_q = None, 0.0
     for part in (accept or "*/*").split(","):
-        kind = tabular.media_type(part)
-        if kind in ("*/*", "application/*"):
-            return "application/json"
-        if kind in REPLY_TYPES:
-            return kind
-        if kind in tabular.JSON_LINES_TYPES:
-            return "application/jsonlines"
-    raise InputError.single(
-        Code.unsupported_media_type, f"cannot reply as {accept!r}; accept one of {REPLY_TYPES}"
-    )
+        kind, q = _kind(part), _quality(part)
+        if kind is not None and q > best_q:
+            best, best_q = kind, q
+    if best is None:
+        raise InputError.single(
+            Code.not_acceptable, f"cannot reply as {accept!r}; accept one of {REPLY_TYPES}"
+        )
+    return best
+
+
+def _kind(part: str) -> str | None:
+    kind = tabular.media_type(part)
+    if kind in ("*/*", "application/*"):
+        return "application/json"
+    if kind == "text/*":
+        return "text/csv"
+    if kind in REPLY_TYPES:
+        return kind
+    return "application/jsonlines" if kind in tabular.JSON_LINES_TYPES else None
+
+
+def _quality(part: str) -> float:
+    """The ``q`` parameter of one ``Accept`` item; 1 when absent, 0 when unreadable."""
+    for param in part.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
 
 
 def render(result: Prediction, predictor: Predictor, kind: str) -> bytes:

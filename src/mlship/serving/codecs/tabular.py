@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlship.scoring.columns import Columns, text_cells
+from mlship.scoring.columns import NA_TEXT, Columns, is_number_text, text_cells
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError, Problem
 
@@ -138,7 +138,9 @@ def csv_table(
     """CSV with a header row, or without one (values in signature order, as SageMaker's
     ``CSVSerializer`` sends them); cells are typed as ``pandas.read_csv`` typed training data.
 
-    The first line is a header when any of its cells names a column of the training table.
+    The first line is a header when every cell names a column of the training table, or
+    when some do and it cannot be a row of values in signature order (a number column holding
+    text): a category that happens to spell a column name does not make a data row a header.
     """
     try:
         reader = csv.reader(io.StringIO(body.decode("utf-8-sig")), strict=True)
@@ -148,8 +150,7 @@ def csv_table(
     if not data:
         raise malformed("empty CSV body; send rows, with or without a header row")
     first = [cell.strip() for cell in data[0]]
-    known = set(predictor.column_names) | predictor.unused
-    if known.isdisjoint(first):
+    if not _has_header(first, predictor):
         header, data, where = predictor.column_names, data, "CSV row"
     else:
         header, data, where = first, data[1:], "CSV row"
@@ -171,6 +172,19 @@ def csv_table(
         for j, name in enumerate(header)
     }
     return predictor.select(header, values, extra, on_ignored)
+
+
+def _has_header(first: list[str], predictor: Predictor) -> bool:
+    named = set(first) & (set(predictor.column_names) | predictor.unused)
+    if not named or len(named) == len(first):
+        return bool(named)
+    if len(first) != len(predictor.column_names):
+        return True
+    return not all(
+        cell in NA_TEXT or is_number_text(cell)
+        for cell, column in zip(first, predictor.columns, strict=True)
+        if column.kind == "numeric"
+    )
 
 
 def json_lines(
