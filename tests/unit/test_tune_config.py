@@ -58,4 +58,6 @@ def test_integer_ranges_stay_integers() -> None:
     assert ParamRange(low=1, high=5).integer
     assert not ParamRange(low=1, high=5.0).integer
     space = settings().tune.space
-    assert space["lightgbm"]["num_leaves"].integer and not space["lightgbm"]["learning_rate"].integer
+    assert (
+        space["lightgbm"]["num_leaves"].integer and not space["lightgbm"]["learning_rate"].integer
+    )

@@ -12,7 +12,18 @@ from typing import Annotated
 import typer
 
 from mlship import __version__
-from mlship.cli import bundle, config, image, predict, registry, serve, train
+from mlship.cli import (
+    bundle,
+    compare,
+    config,
+    evaluate,
+    image,
+    predict,
+    registry,
+    serve,
+    train,
+    tune,
+)
 from mlship.cli.common import state
 
 app = typer.Typer(
@@ -22,6 +33,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(train.train)
+app.command()(tune.tune)
+app.command()(compare.compare)
+app.command()(evaluate.evaluate)
 app.command()(predict.predict)
 app.command()(registry.promote)
 app.command()(serve.serve)

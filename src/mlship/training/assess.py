@@ -1,0 +1,190 @@
+"""``mlship evaluate``: score a labelled table with a saved or registered model, compare the
+metrics with the model's training holdout, log an evaluation run, and judge metric floors.
+
+The model is loaded as serving loads it (``Predictor``: ONNX when its twin passed parity), so
+the figures are those of the deployed model; the metrics are training's own code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlship.errors import ConfigError, DataError, MlshipError
+from mlship.model.saved import ModelInfo
+from mlship.registry.models import export_model
+from mlship.registry.promotion import LOWER_IS_BETTER
+from mlship.registry.tracking import check_store, client, git_state
+from mlship.scoring.columns import category_text
+from mlship.scoring.predictor import Predictor
+from mlship.storage import owned_prefix
+from mlship.training.data import fingerprint, read_table
+from mlship.training.evaluate import classification_metrics, regression_metrics
+from mlship.training.output import Progress
+
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A bound a metric must keep: at least ``value``, or at most it (``ceiling``)."""
+
+    metric: str
+    value: float
+    ceiling: bool = False
+
+    @classmethod
+    def parse(cls, text: str, ceiling: bool = False) -> Floor:
+        name, _, raw = text.partition("=")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not name.strip() or np.isnan(value):
+            raise ConfigError(f"metric bound {text!r}: expected METRIC=NUMBER, e.g. roc_auc=0.85")
+        return cls(name.strip(), value, ceiling)
+
+    def breach(self, metrics: dict[str, float]) -> str | None:
+        """Why ``metrics`` break this bound, or None."""
+        if self.metric not in metrics:
+            raise ConfigError(
+                f"metric bound {self.metric!r}: not a metric here ({', '.join(metrics)})"
+            )
+        if not self.ceiling and self.metric in LOWER_IS_BETTER:
+            raise ConfigError(f"metric bound {self.metric!r}: lower is better; give it a ceiling")
+        got = metrics[self.metric]
+        if self.ceiling and got > self.value:
+            return f"{self.metric} {got:.4f} is above the ceiling {self.value:g}"
+        if not self.ceiling and got < self.value:
+            return f"{self.metric} {got:.4f} is below the floor {self.value:g}"
+        return None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    info: ModelInfo
+    runtime: str
+    rows: int
+    metrics: dict[str, float]
+    training: dict[str, float]
+    breaches: list[str]
+    run_id: str
+
+
+def _labels(frame: pd.DataFrame, info: ModelInfo) -> pd.Series:
+    if info.target not in frame.columns:
+        raise DataError(
+            f"data: no target column {info.target!r} (the model's label) to evaluate on"
+        )
+    target = frame[info.target]
+    missing = int(target.isna().sum())
+    if missing:
+        raise DataError(f"target column {info.target!r}: {missing} row(s) have no value")
+    if info.task == "regression":
+        return pd.to_numeric(target, errors="raise").astype("float64")
+    labels = target.map(category_text).astype(object)
+    strays = sorted(set(labels) - set(info.classes))
+    if strays:
+        raise DataError(
+            f"target column {info.target!r}: {strays[0]!r} is not a class of the model "
+            f"({info.classes})"
+        )
+    return labels
+
+
+def score(predictor: Predictor, frame: pd.DataFrame) -> dict[str, float]:
+    """The task's metrics of ``predictor`` on a labelled ``frame``."""
+    info = predictor.info
+    truth = _labels(frame, info)
+    try:
+        prediction = predictor.predict_frame(frame.drop(columns=[info.target]))
+    except MlshipError as exc:
+        raise DataError(f"data: rows the model cannot score: {exc}") from None
+    if predictor.is_classifier:
+        proba = np.asarray(prediction.probabilities, dtype=float)
+        return classification_metrics(truth, proba, list(info.classes), info.positive_class)
+    return regression_metrics(truth, np.asarray(prediction.predictions, dtype=float))
+
+
+def _load(source: str, uri: str, work: Path, progress: Progress) -> Predictor:
+    match = REGISTRY_URI.match(source)
+    if match is None:
+        return Predictor.load(source)
+    name = match["name"]
+    progress(f"exporting {source} from {uri}")
+    return Predictor.load(
+        export_model(uri, name, match["alias"] or match["version"], work / "model")
+    )
+
+
+def _log(uri: str, experiment: str, result: Evaluation, data: tuple[str, str]) -> str:
+    """The evaluation run, tagged with the model version it judged (and the version with it)."""
+    from mlflow.entities import Metric, Param
+
+    data_uri, digest = data
+    info = result.info
+    check_store(uri, experiment)
+    mlflow = client(uri)
+    tags = {
+        "mlflow.runName": f"evaluate-{info.name}-v{info.version}",
+        "mlship.kind": "evaluation",
+        "mlship.model_name": info.name,
+        "mlship.model_version": info.version,
+        "mlship.model_run_id": info.run_id,
+        "serving.runtime": result.runtime,
+        "data.uri": data_uri,
+        "data.sha256": digest,
+        "evaluation.passed": str(not result.breaches).lower(),
+        **git_state(),
+    }
+    run = mlflow.create_run(mlflow.get_experiment_by_name(experiment).experiment_id, tags=tags)
+    stamp = run.info.start_time
+    values = result.metrics | {
+        f"delta_{k}": v - result.training[k]
+        for k, v in result.metrics.items()
+        if k in result.training
+    }
+    mlflow.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in values.items()],
+                     params=[Param("data.rows", str(result.rows))])  # fmt: skip
+    mlflow.set_terminated(run.info.run_id, "FINISHED")
+    # The version may live in another store (a model dir from elsewhere): the link back is a
+    # courtesy, the run is logged and tagged either way.
+    with contextlib.suppress(Exception):
+        mlflow.set_model_version_tag(
+            info.name, info.version, "mlship.last_evaluation_run", run.info.run_id
+        )
+    return str(run.info.run_id)
+
+
+def evaluate(
+    source: str,
+    data_uri: str,
+    tracking: tuple[str, str],
+    bounds: list[Floor],
+    progress: Progress,
+) -> Evaluation:
+    """Score ``data_uri`` with ``source`` (a model dir or models:/name@alias) and log the run."""
+    uri, experiment = tracking
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("mlship-evaluate")) as work:
+        predictor = _load(source, uri, Path(work), progress)
+        progress(f"reading {data_uri}")
+        frame = read_table(data_uri)
+        info = predictor.info
+        progress(
+            f"scoring {len(frame):,} rows with {info.name} v{info.version} ({predictor.runtime})"
+        )
+        metrics = score(predictor, frame)
+    breaches = [b for b in (bound.breach(metrics) for bound in bounds) if b]
+    training = dict(predictor.info.metrics)
+    result = Evaluation(
+        predictor.info, predictor.runtime, len(frame), metrics, training, breaches, ""
+    )
+    progress(f"logging the evaluation run to {uri}")
+    run_id = _log(uri, experiment, result, (data_uri, fingerprint(frame)))
+    return replace(result, run_id=run_id)
