@@ -18,21 +18,35 @@ ARG MODEL_PATH
 ARG RUNTIME=sklearn
 RUN test -n "${MODEL_PATH}" || { echo "error: build arg MODEL_PATH is required, e.g. --build-arg MODEL_PATH=models/oj-purchase" >&2; exit 1; }
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# binutils (strip) for this stage only, the runtime stage gets no build tools; libgomp1 so the
+# model check and warm-up below can load a LightGBM model (see the runtime stage).
+RUN packages="$(command -v strip >/dev/null || echo binutils)"; \
+    if [ "${RUNTIME}" = sklearn ] && ! ldconfig -p | grep -q libgomp.so.1; then packages="$packages libgomp1"; fi; \
+    if [ -n "$packages" ]; then \
+      apt-get update && apt-get install -y --no-install-recommends $packages && apt-get clean && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN python -m venv /opt/venv
 # Serving dependencies only, pinned with hashes from uv.lock (requirements/serve-*.txt).
+# No bytecode yet: the warm-up below compiles only what serving imports.
 COPY requirements/serve-sklearn.txt requirements/serve-onnx.txt /tmp/
 RUN test -f "/tmp/serve-${RUNTIME}.txt" || { echo "error: RUNTIME must be sklearn or onnx, got '${RUNTIME}'" >&2; exit 1; } \
- && /opt/venv/bin/pip install --require-hashes --no-deps -r "/tmp/serve-${RUNTIME}.txt"
+ && /opt/venv/bin/pip install --no-compile --require-hashes --no-deps -r "/tmp/serve-${RUNTIME}.txt"
 COPY pyproject.toml README.md /src/
 COPY src /src/src
-RUN /opt/venv/bin/pip install --no-deps /src \
- && find /opt/venv/lib/python3.11/site-packages -depth -type d -name tests -exec rm -rf {} + \
- && /opt/venv/bin/python -m compileall -q /opt/venv/lib/python3.11/site-packages/mlship \
+ENV SITE=/opt/venv/lib/python3.11/site-packages
+RUN /opt/venv/bin/pip install --no-compile --no-deps /src \
  && /opt/venv/bin/python -m pip uninstall -q -y pip setuptools \
+ && find "$SITE" -depth -type d -name tests -exec rm -rf {} + \
+ # Headers and stubs are for compiling against a package, never read when serving.
+ && find "$SITE" -type f \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.h' -o -name '*.hpp' \) -delete \
+ # Debug symbols (uvloop alone carries 11 MB). Libraries vendored by auditwheel (*.libs/)
+ # were rewritten by patchelf and are left as they are.
+ && find "$SITE" -type f -name '*.so*' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
+ && /opt/venv/bin/python -m compileall -q "$SITE/mlship" \
  && if [ "${RUNTIME}" = onnx ]; then \
       # The Python API links its own copy of the runtime; the C-API library and the model
       # conversion/quantization tooling are never loaded when serving (~43 MB).
-      ort=/opt/venv/lib/python3.11/site-packages/onnxruntime; \
+      ort="$SITE/onnxruntime"; \
       rm -rf "$ort"/capi/libonnxruntime.so* "$ort"/transformers "$ort"/quantization "$ort"/tools "$ort"/datasets; \
     fi
 COPY ${MODEL_PATH} /opt/model
@@ -40,6 +54,11 @@ COPY ${MODEL_PATH} /opt/model
 # size and SHA-256, nothing extra) before anything is unpickled. Our errors are one line.
 RUN test -f /opt/model/MLmodel || { echo "error: MODEL_PATH=${MODEL_PATH} is not a saved model dir (no MLmodel file)" >&2; exit 1; } \
  && /opt/venv/bin/python -c "import sys; from mlship.errors import MlshipError; sys.excepthook = lambda kind, exc, tb: print('error: model check failed:', exc, file=sys.stderr) if isinstance(exc, MlshipError) else sys.__excepthook__(kind, exc, tb); from mlship.scoring.predictor import Predictor; p = Predictor.load('/opt/model', runtime='${RUNTIME}'); print('model ok:', p.info.name, 'v' + p.info.version, 'runtime', p.runtime, 'manifest', p.info.manifest_sha256 or 'none (format 0)')"
+# Bytecode for exactly what a start imports: one real `mlship serve` on loopback answers
+# /ready and the other routes, then stops (mlship.deploy.warmup). The root filesystem is
+# read-only at run time, so what is not compiled here is compiled at every start.
+RUN env -u PYTHONDONTWRITEBYTECODE MLSHIP_RUNTIME="${RUNTIME}" OMP_NUM_THREADS=1 \
+      /opt/venv/bin/python -m mlship.deploy.warmup /opt/model
 
 FROM ${BASE_IMAGE}
 ARG MODEL_NAME=unknown
@@ -55,11 +74,16 @@ LABEL org.opencontainers.image.title="mlship scorer: ${MODEL_NAME}" \
       ai.mlship.model.run_id="${MODEL_RUN_ID}" \
       ai.mlship.version="${MLSHIP_VERSION}" \
       ai.mlship.runtime="${RUNTIME}"
-# LightGBM and scikit-learn's OpenMP code need libgomp; slim images lack it.
-RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
-      apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*; \
+# LightGBM links the system OpenMP runtime (libgomp.so.1), which slim images lack; scikit-learn's
+# wheel carries its own and onnxruntime uses none, so the ONNX image installs nothing. apt's
+# lists and caches go in the same layer (`apt-get clean`: on a base without Debian's
+# docker-clean apt config, pkgcache.bin and the .deb files would keep ~75 MB in it).
+RUN if [ "${RUNTIME}" = sklearn ] && ! ldconfig -p | grep -q libgomp.so.1; then \
+      apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+      && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log; \
     fi \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mlship
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mlship \
+ && rm -f /var/log/lastlog /var/log/faillog
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/model /opt/model
 ENV PATH=/opt/venv/bin:$PATH \
