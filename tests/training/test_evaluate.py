@@ -91,3 +91,16 @@ def test_data_without_labels_is_one_line(trained_oj: Path, tmp_path: Path) -> No
     assert result.stderr.strip().splitlines()[-1] == (
         "error: data: no target column 'Purchase' (the model's label) to evaluate on"
     )
+
+
+def test_no_config_needed_with_tracking_uri_and_experiment(trained_oj: Path, workdir: Path) -> None:
+    result = run_cli(
+        "evaluate", "--model", str(trained_oj / "model"), "--data", str(OJ_CSV),
+        "--tracking-uri", f"sqlite:///{trained_oj / 'mlruns.db'}", "--experiment", "oj-checks",
+        "--config", str(workdir / "absent.yaml"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    mlflow = MlflowClient(tracking_uri=f"sqlite:///{trained_oj / 'mlruns.db'}")
+    run = mlflow.get_run(result.stdout.strip().splitlines()[-1].split()[-1])
+    assert mlflow.get_experiment(run.info.experiment_id).name == "oj-checks"
+    assert run.data.tags["mlship.kind"] == "evaluation"

@@ -40,6 +40,10 @@ def evaluate(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="Default: from config.")
     ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option("--experiment", help="Experiment of the evaluation run (default: config)."),
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     env: EnvOpt = None,
     env_dir: EnvDirOpt = DEFAULT_ENV_DIR,
@@ -53,8 +57,10 @@ def evaluate(
 
         bounds = [Floor.parse(t) for t in fail_below or []]
         bounds += [Floor.parse(t, ceiling=True) for t in fail_above or []]
-        settings = load_settings(config, env, [], env_dir)
-        uri = tracking_uri or settings.tracking.uri
+        uri, where = tracking_uri, experiment
+        if uri is None or where is None:  # the config is read only for what is not given
+            settings = load_settings(config, env, [], env_dir)
+            uri, where = uri or settings.tracking.uri, where or settings.tracking.experiment
         quiet_mlflow()
         with console.status("starting", spinner="dots") as status:
 
@@ -62,7 +68,7 @@ def evaluate(
                 console.log(message, markup=False, highlight=False)
                 status.update(escape(message))
 
-            result = run_evaluation(model, data, (uri, settings.tracking.experiment), bounds, step)
+            result = run_evaluation(model, data, (uri, where), bounds, step)
         info = result.info
         table = Table(
             title=f"{info.name} v{info.version} on {result.rows:,} rows ({result.runtime})"
