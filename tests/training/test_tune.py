@@ -100,6 +100,11 @@ def test_errors_are_one_line(workdir: Path) -> None:
         same.stderr.strip().startswith("error: tune.storage") and "alembic_version" in same.stderr
     )
     assert len(same.stderr.strip().splitlines()) == 1
+    metric = run_cli(*tune_args(workdir, "tune.metric=rmse"))
+    assert metric.exit_code == 1 and metric.stderr.strip().startswith(
+        "error: tune.metric 'rmse': not a classification metric (accuracy, "
+    )
+    assert not (workdir / "mlruns.db").exists()  # refused before any run or data
     raw = yaml.safe_load(BASE_CONFIG.read_text())
     del raw["tune"]
     (workdir / "bare.yaml").write_text(yaml.safe_dump(raw))

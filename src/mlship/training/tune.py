@@ -29,6 +29,10 @@ from mlship.training.tune_report import log_study, write_overlay
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 Direction = Literal["minimize", "maximize"]
+METRICS = {
+    Task.classification: ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"),
+    Task.regression: ("rmse", "mae", "r2"),
+}
 OnTrial = Callable[[int, float | None], None]  # trials finished in this call, best so far
 
 
@@ -68,7 +72,11 @@ def request_for(
 ) -> TuneRequest:
     """Flags win over ``tune.*``; the study storage must not be MLflow's own file."""
     cfg = settings.tune
-    space_of(settings)  # a missing space fails before any data is read
+    space_of(settings)  # a missing space or an unknown metric fails before any data is read
+    metric, _ = objective_metric(settings)
+    if metric not in METRICS[settings.task]:
+        known = ", ".join(METRICS[settings.task])
+        raise ConfigError(f"tune.metric {metric!r}: not a {settings.task.value} metric ({known})")
     storage = cfg.storage or DEFAULT_STORAGE
     if storage == settings.tracking.uri:
         raise ConfigError(
@@ -229,7 +237,6 @@ def run(request: TuneRequest, progress: Progress, on_trial: OnTrial) -> TuneResu
     study = _study(request, direction)
     before = len(study.trials)
     experiment, parent = _parent_run(settings, request)
-    objective = _Objective(request, data, (experiment, parent))
     folds = settings.tune.cv_folds
     progress(f"searching {settings.model.name}: {request.trials} trials, {folds}-fold CV {metric}")
 
@@ -239,6 +246,7 @@ def run(request: TuneRequest, progress: Progress, on_trial: OnTrial) -> TuneResu
 
     mlflow = client(settings.tracking.uri)
     try:
+        objective = _Objective(request, data, (experiment, parent))
         study.optimize(objective, n_trials=request.trials, timeout=request.timeout,
                        catch=(ModelError,), callbacks=[report])  # fmt: skip
         best = _best(study)
