@@ -73,9 +73,7 @@ def test_cv_is_trainings_own_cross_validation_on_the_same_folds(compared: tuple[
     model = build_pipeline(
         data.dataset.numeric, data.dataset.categorical, settings.model, settings.task, 42
     )
-    expected = cross_validate(
-        model, data.parts.x_train, data.parts.y_train, settings.task, settings.split
-    )
+    expected = cross_validate(model, data.parts, settings.task, settings.split)
     mlflow = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns.db'}")
     experiment = mlflow.get_experiment_by_name("oj-purchase").experiment_id
     run = mlflow.search_runs(

@@ -73,3 +73,24 @@ def test_group_cv_folds_never_share_a_store() -> None:
     for fit, val in splits.cv_folds(data.parts, s.split, s.task, 2):
         assert not set(stores[fit]) & set(stores[val])
         assert len(np.intersect1d(fit, val)) == 0
+
+
+def test_train_cross_validation_uses_the_strategys_folds() -> None:
+    """`mlship train`'s CV metrics come from the same folds as tune and compare: with a time
+    split they differ from shuffled stratified folds, and equal the forward-chaining ones."""
+    from sklearn.model_selection import cross_val_score
+
+    from mlship.training.evaluate import cross_validate
+    from mlship.training.pipeline import build_pipeline
+
+    s = settings("split.strategy=time", "split.time_column=WeekofPurchase", "split.cv_folds=3")
+    data = job.prepare(s, lambda _: None)
+    ds = data.dataset
+    model = build_pipeline(ds.numeric, ds.categorical, s.model, s.task, s.split.seed)
+    got = cross_validate(model, data.parts, s.task, s.split)["cv_accuracy_mean"]
+    x, y = data.parts.x_train, data.parts.y_train
+    folds = splits.cv_folds(data.parts, s.split, s.task, 3)
+    forward = cross_val_score(model, x, y, cv=folds, scoring="accuracy").mean()
+    shuffled = cross_val_score(model, x, y, cv=3, scoring="accuracy").mean()
+    assert got == pytest.approx(forward, abs=1e-12)
+    assert got != pytest.approx(shuffled, abs=1e-6)

@@ -16,8 +16,9 @@ example, requirements) plus mlship's own files::
                                     registry name, version and run id; written last
 
 Format history: 0 -- dirs written before the format was versioned (no ``format_version`` in
-``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest (since 0.2 also ``code/`` and a
-signature of ``any`` columns; mlship reads each column's role from the metadata).
+``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest
+(since 0.2 also ``code/`` and a signature of ``any`` columns; mlship reads each column's role
+from the metadata).
 """
 
 from __future__ import annotations

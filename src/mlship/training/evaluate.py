@@ -17,6 +17,7 @@ from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
 from mlship.config import SplitConfig, Task
+from mlship.training.splits import Split, cv_folds
 
 
 def classification_metrics(
@@ -78,20 +79,20 @@ def holdout_metrics(model: Pipeline, holdout: Holdout) -> dict[str, float]:
 
 
 def cross_validate(
-    model: Pipeline, x_train: pd.DataFrame, y_train: pd.Series, task: Task, config: SplitConfig
+    model: Pipeline, parts: Split, task: Task, config: SplitConfig
 ) -> dict[str, float]:
-    """k-fold CV on the training part: mean and std of each score, as ``cv_<score>_mean``."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+    """k-fold CV on the training part, on the folds ``split.strategy`` makes (the same ones
+    ``mlship tune`` and ``mlship compare`` use): mean and std of each score."""
     from sklearn.model_selection import cross_validate as sk_cross_validate
 
     if config.cv_folds < 2:
         return {}
+    folds = cv_folds(parts, config, task, config.cv_folds)
+    x_train, y_train = parts.x_train, parts.y_train
     if task is Task.classification:
-        folds: Any = StratifiedKFold(config.cv_folds, shuffle=True, random_state=config.seed)
         multiclass = y_train.nunique() > 2
         scoring = ["accuracy", "roc_auc_ovr" if multiclass else "roc_auc", "neg_log_loss"]
     else:
-        folds = KFold(config.cv_folds, shuffle=True, random_state=config.seed)
         scoring = ["neg_root_mean_squared_error", "r2"]
     scores = sk_cross_validate(model, x_train, y_train, cv=folds, scoring=scoring, n_jobs=1)
     result: dict[str, float] = {}

@@ -112,9 +112,7 @@ def fit_and_evaluate(
     if settings.split.cv_folds:
         progress(f"{settings.split.cv_folds}-fold cross-validation of {settings.model.name}")
         try:
-            metrics = cross_validate(
-                model, parts.x_train, parts.y_train, settings.task, settings.split
-            )
+            metrics = cross_validate(model, parts, settings.task, settings.split)
         except ValueError as exc:
             raise ModelError(f"cross-validation failed: {str(exc).splitlines()[0]}") from None
     progress(f"fitting {settings.model.name} on {len(parts.x_train):,} rows")
@@ -153,7 +151,11 @@ def run_record(
         **git_state(),
         **settings.tracking.tags,
     }
-    params = flatten(public_dump(settings)) | {
+    # The search space is ``mlship tune``'s business, not a parameter of this run.
+    config_params = {
+        k: v for k, v in flatten(public_dump(settings)).items() if k.split(".")[0] != "tune"
+    }
+    params = config_params | {
         "data.rows_read": data.rows_read,
         "data.rows_used": len(data.raw),
         "data.rows_train": len(parts.x_train),
