@@ -225,7 +225,9 @@ def test_a_crafted_pickle_is_refused_before_it_runs(trained_oj: Path, tmp_path: 
 def test_the_manifest_is_required_from_format_1(trained_oj: Path, tmp_path: Path) -> None:
     model = copy_model(trained_oj, tmp_path)
     (model / layout.MANIFEST).unlink()
-    message = one_line_refusal(model, "no manifest.json (format 1 dirs carry one)")
+    message = one_line_refusal(
+        model, f"no manifest.json (format {layout.FORMAT_VERSION} dirs carry one)"
+    )
     assert message.endswith("re-export the model from the registry")
 
 
@@ -268,7 +270,10 @@ def rewrite_manifest(model: Path, change: Callable[[dict[str, Any]], None]) -> N
         (lambda m: m["files"].append(m["files"][0]), "is listed twice"),
         (lambda m: m.update(files={}), "files must be a list"),
         (lambda m: m.update(format_version=7), "model format 7 is not known"),
-        (lambda m: m.update(version="99"), "describes format 1 oj-purchase v99"),
+        (
+            lambda m: m.update(version="99"),
+            f"describes format {layout.FORMAT_VERSION} oj-purchase v99",
+        ),
     ],
 )
 def test_a_malformed_manifest_is_refused(

@@ -4,7 +4,8 @@ A throwaway venv gets only the model's own ``requirements.txt`` (what MLflow wou
 it); ``plain/pyfunc_predict.py`` loads the dir with ``mlflow.pyfunc`` there. For every row of
 every example dataset, read as its CSV is read, the labels must equal ``mlship predict``'s and
 the probabilities (or values) agree to 1e-6 (mlship may serve the ONNX twin) and exactly with
-mlship's scikit-learn runtime. Values mlship coerces (a store id sent as ``7``, ``7.0`` or
+mlship's scikit-learn runtime (an XGBoost model too: its pickle names mlship's label
+wrapper, which the dir ships). Values mlship coerces (a store id sent as ``7``, ``7.0`` or
 ``"7"``) are coerced the same way; a value mlship refuses is refused, naming row and column.
 ``mlflow models serve`` from that venv is checked the same way over HTTP.
 """
@@ -62,21 +63,25 @@ def trained(tmp_path_factory: pytest.TempPathFactory, trained_oj: Path) -> dict[
     result = run_cli(*train_args(work, f"data.uri={work / 'oj.csv'}"))
     assert result.exit_code == 0, result.output
     models["gaps"] = work / "model"
+    work = tmp_path_factory.mktemp("plain-xgboost")  # its pickle names mlship's label wrapper
+    result = run_cli(*train_args(work, "model.name=xgboost", config=DATASETS["wine"][0]))
+    assert result.exit_code == 0, result.output
+    models["xgboost"] = work / "model"
     return models
 
 
 def _csv(name: str, trained: dict[str, Path]) -> Path:
     if name == "gaps":
         return trained["gaps"].parent / "oj.csv"
-    return DATASETS[name][1]
+    return DATASETS["wine" if name == "xgboost" else name][1]
 
 
 @pytest.fixture(scope="module")
 def plain_python(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with only what the OJ model's requirements.txt lists (the same for all four)."""
+    """A venv with only what the models' requirements.txt files list (xgboost's adds one)."""
     venv = tmp_path_factory.mktemp("plain-mlflow") / "venv"
     uv = shutil.which("uv")
-    requirements = trained["oj"] / "requirements.txt"
+    requirements = [arg for m in trained.values() for arg in ("-r", str(m / "requirements.txt"))]
     if uv:
         subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True)
         install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
@@ -84,7 +89,7 @@ def plain_python(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFact
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     done = subprocess.run(
-        [*install, "-r", str(requirements)],
+        [*install, *requirements],
         capture_output=True, text=True, env=_clean_env(), timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -123,7 +128,7 @@ def assert_same(plain: dict[str, Any], ours: pd.DataFrame, *, exact: bool = Fals
         assert diff.max() <= (0 if exact else TOLERANCE), f"{column}: max |d| {diff.max():.3g}"
 
 
-@pytest.mark.parametrize("name", ["oj", "wine", "diabetes", "gaps"])
+@pytest.mark.parametrize("name", ["oj", "wine", "diabetes", "gaps", "xgboost"])
 def test_every_row_of_every_dataset_matches_mlship(
     name: str, trained: dict[str, Path], plain_python: Path, tmp_path: Path
 ) -> None:

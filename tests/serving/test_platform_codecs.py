@@ -62,13 +62,18 @@ def test_headerless_csv_of_the_wrong_width_names_the_row() -> None:
         ("text/csv;q=0.1, application/json", "application/json"),  # the higher q wins
         ("application/jsonlines;q=0.5, text/csv;q=0.5", "application/jsonlines"),  # tie: first
         ("text/*", "text/csv"),
+        ("text/csv;q=0.5,", "text/csv"),  # an empty item is nothing, not JSON
+        ("application/json;q=0, */*", "application/jsonlines"),  # its own q=0 beats */*
+        ("*/*;q=0.1, text/csv", "text/csv"),
     ],
 )
 def test_the_reply_type_follows_accept(accept: str | None, kind: str) -> None:
     assert sagemaker.reply_type(accept) == kind
 
 
-@pytest.mark.parametrize("accept", ["application/x-protobuf", "text/csv;q=0, application/json;q=0"])
+@pytest.mark.parametrize(
+    "accept", ["application/x-protobuf", "text/csv;q=0, application/json;q=0", "text/html,"]
+)
 def test_an_unacceptable_accept_is_a_406(accept: str) -> None:
     with pytest.raises(InputError, match="cannot reply as") as caught:
         sagemaker.reply_type(accept)

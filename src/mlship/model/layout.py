@@ -16,15 +16,16 @@ example, requirements) plus mlship's own files::
                                     registry name, version and run id; written last
 
 Format history: 0 -- dirs written before the format was versioned (no ``format_version`` in
-``mlship.json``), read as 1, no manifest; 1 -- the current layout, which must carry a manifest
-(since 0.2 also ``code/`` and a signature of ``any`` columns; mlship reads each column's role
-from the metadata).
+``mlship.json``), read as 1, no manifest; 1 -- versioned, must carry a manifest; 2 -- adds
+``code/`` (plain MLflow's loader) and a signature of ``any`` columns, each column's role read
+from the metadata. Format 2 is a new number because a reader of 1 takes roles from the
+signature's types and would read every column as a category; it refuses the dir in one line.
 """
 
 from __future__ import annotations
 
-FORMAT_VERSION = 1
-KNOWN_FORMATS = frozenset({0, 1})
+FORMAT_VERSION = 2
+KNOWN_FORMATS = frozenset({0, 1, 2})
 
 MLMODEL = "MLmodel"
 INFO = "mlship.json"

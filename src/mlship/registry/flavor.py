@@ -21,23 +21,25 @@ import mlship.scoring.pyfunc
 from mlship.scoring.results import result_fields
 
 LOADER_MODULE = "mlship_pyfunc"
-# Their names inside a model's code/ dir: top-level modules, importable without mlship.
+_SRC = Path(mlship.scoring.columns.__file__).parents[1]
+# Their names inside a model's code/ dir: top-level modules, importable without mlship. The
+# XGBoost wrapper is a class the pickle names (``mlship.training.xgboost_model``); the loader
+# maps that name to the copy (the file is copied, not imported: it needs xgboost).
 CODE_FILES = {
     "mlship_pyfunc.py": Path(mlship.scoring.pyfunc.__file__),
     "mlship_columns.py": Path(mlship.scoring.columns.__file__),
+    "mlship_xgboost.py": _SRC / "training" / "xgboost_model.py",
 }
 
 
-def model_signature(
-    columns: list[str], nullable: list[str], classes: list[str], is_classifier: bool
-) -> Any:
-    """Inputs in model order, each ``any`` (required unless it had gaps), and mlship's outputs."""
+def model_signature(columns: list[str], classes: list[str], is_classifier: bool) -> Any:
+    """Inputs in model order, each ``any`` and required (as mlship requires every column; the
+    metadata's ``nullable`` says which may hold missing values), and mlship's outputs."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
 
-    gaps = set(nullable)
     anything = AnyType()  # type: ignore[no-untyped-call]
-    inputs = Schema([ColSpec(anything, name, required=name not in gaps) for name in columns])
+    inputs = Schema([ColSpec(anything, name, required=True) for name in columns])
     kinds = {"string": DataType.string, "double": DataType.double}
     outputs = Schema(
         [ColSpec(kinds[kind], name) for name, kind in result_fields(classes, is_classifier)]

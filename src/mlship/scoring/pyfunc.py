@@ -9,8 +9,9 @@ answers what mlship answers: the label and, for classifiers, one ``proba_<class>
 class. A value mlship rejects, plain MLflow rejects too, naming the row (0-based) and column.
 
 This module needs numpy, pandas, PyYAML and the pickled pipeline's libraries, nothing of
-mlship. The signature declares every column ``any`` so MLflow's own schema enforcement (which
-refuses int64 for a double column) leaves the coercion to this module.
+mlship (an XGBoost classifier's label wrapper is shipped too, as ``code/mlship_xgboost.py``).
+The signature declares every column ``any`` so MLflow's own schema enforcement (which refuses
+int64 for a double column) leaves the coercion to this module.
 """
 
 from __future__ import annotations
@@ -65,8 +66,18 @@ def _load_pyfunc(path: str, model_config: Any = None) -> MlshipModel:  # noqa: A
     spec = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
     pickled = spec["flavors"]["sklearn"]["pickled_model"]
     with (root / pickled).open("rb") as handle:
-        estimator = pickle.load(handle)  # the dir's own pipeline, as mlflow.sklearn loads it
+        estimator = _Unpickler(handle).load()  # the dir's own pipeline, as mlflow.sklearn does
     return MlshipModel(estimator, spec.get("metadata") or {})
+
+
+SHIPPED_MODULES = {"mlship.training.xgboost_model": "mlship_xgboost"}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Finds mlship's own estimator classes in the dir's ``code/`` copies, not in mlship."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(SHIPPED_MODULES.get(module, module), name)
 
 
 class MlshipModel:

@@ -92,7 +92,7 @@ def latency(
     compile_onnx(model, d.numeric, d.categorical, settings.task, parts.x_test, work / "onnx")
     metadata, _, _ = job.run_record(settings, data, None, None)
     classifier = settings.task is Task.classification
-    signature = model_signature(list(parts.x_train.columns), d.nullable, d.classes, classifier)
+    signature = model_signature(list(parts.x_train.columns), d.classes, classifier)
     mlflow_log = logging.getLogger("mlflow")
     level = mlflow_log.level
     mlflow_log.setLevel(logging.ERROR)  # its pickle and pip notes concern no one here

@@ -180,9 +180,7 @@ def track(
     cfg, dataset, parts = settings.data, data.dataset, data.parts
     metadata, tags, params = record
     classifier = settings.task == Task.classification
-    signature = model_signature(
-        list(parts.x_train.columns), dataset.nullable, dataset.classes, classifier
-    )
+    signature = model_signature(list(parts.x_train.columns), dataset.classes, classifier)
     packages = SERVING_PACKAGES + sklearn_runtime_packages(settings.model.name)
     lineage = from_pandas(
         data.raw, source=_lineage_source(cfg.uri), name=Path(cfg.uri).name, targets=cfg.target

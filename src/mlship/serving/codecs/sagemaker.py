@@ -25,28 +25,38 @@ REPLY_TYPES = ("application/json", "text/csv", "application/jsonlines")
 
 def reply_type(accept: str | None) -> str:
     """The reply type the ``Accept`` header prefers (RFC 9110): the highest ``q`` among the
-    types we can write, the first listed on a tie; ``q=0`` excludes; ``*/*`` or none: JSON."""
-    best, best_q = None, 0.0
+    types we can write, the first listed on a tie; ``q=0`` excludes; a type's own entry beats
+    what a wildcard gives it; no header: JSON."""
+    explicit: dict[str, float] = {}
+    wildcard: dict[str, float] = {}
     for part in (accept or "*/*").split(","):
-        kind, q = _kind(part), _quality(part)
-        if kind is not None and q > best_q:
-            best, best_q = kind, q
-    if best is None:
+        if not part.strip():
+            continue
+        kind, q = tabular.media_type(part), _quality(part)
+        for name in _kinds(kind):
+            (wildcard if "*" in kind else explicit).setdefault(name, q)
+    offered = {**{k: v for k, v in wildcard.items() if k not in explicit}, **explicit}
+    ranked = [(q, name) for name, q in offered.items() if q > 0]
+    if not ranked:
         raise InputError.single(
             Code.not_acceptable, f"cannot reply as {accept!r}; accept one of {REPLY_TYPES}"
         )
-    return best
+    best = max(q for q, _ in ranked)
+    order = [name for name in [*explicit, *wildcard] if offered.get(name) == best]
+    return order[0]
 
 
-def _kind(part: str) -> str | None:
-    kind = tabular.media_type(part)
-    if kind in ("*/*", "application/*"):
-        return "application/json"
+def _kinds(kind: str) -> tuple[str, ...]:
+    """The reply types one ``Accept`` item names (a wildcard names several, JSON first)."""
+    if kind == "*/*":
+        return ("application/json", "application/jsonlines", "text/csv")
+    if kind == "application/*":
+        return ("application/json", "application/jsonlines")
     if kind == "text/*":
-        return "text/csv"
+        return ("text/csv",)
     if kind in REPLY_TYPES:
-        return kind
-    return "application/jsonlines" if kind in tabular.JSON_LINES_TYPES else None
+        return (kind,)
+    return ("application/jsonlines",) if kind in tabular.JSON_LINES_TYPES else ()
 
 
 def _quality(part: str) -> float:
