@@ -191,6 +191,24 @@ def test_every_request_shape_scores_and_replies_as_documented(
     assert reply.json()["predictions"] == expected["predictions"]
 
 
+def test_unused_training_columns_conform_where_the_server_takes_them(
+    spec: dict[str, Any], client: TestClient, rows: list[dict[str, Any]], order: list[str]
+) -> None:
+    """The target and dropped columns score in every shape, and the document says so."""
+    unused = pd.read_csv(OJ_CSV).head(len(rows))[["Purchase", "STORE"]]
+    table = pd.concat([pd.DataFrame(rows)[order], unused], axis=1)
+    names = list(table.columns)
+    bodies = {
+        "InputsRequest": {"inputs": {c: table[c].tolist() for c in names}},
+        "DataframeSplitRequest": {
+            "dataframe_split": {"columns": names, "data": table.to_numpy().tolist()}
+        },
+    }
+    for name, body in bodies.items():
+        assert client.post("/score", json=body).status_code == 200, name
+        conforms(spec, name, body)
+
+
 def test_error_replies_match_their_schemas(
     spec: dict[str, Any], client: TestClient, rows: list[dict[str, Any]]
 ) -> None:

@@ -154,7 +154,7 @@ def _wrapper(key: str, value: Schema, description: str) -> Schema:
 
 def _split(sig: Signature) -> Schema:
     names: Schema = {"type": "string"}
-    if sig.known:
+    if sig.known and sig.reject_extra:  # with extra_columns=ignore any other name is taken
         names["enum"] = [*sig.names, *sig.unused]
     return {
         "type": "object",
@@ -176,8 +176,14 @@ def _columnar(sig: Signature) -> Schema:
         "type": "object",
         "description": "MLflow's columnar inputs: one list per column, all the same length.",
         "properties": {
-            name: {"type": "array", "items": cell, "minItems": 1}
-            for name, cell in zip(sig.names, _cells(sig), strict=True)
+            **{
+                name: {"type": "array", "items": cell, "minItems": 1}
+                for name, cell in zip(sig.names, _cells(sig), strict=True)
+            },
+            **{
+                name: {"type": "array", "description": "Not used by the model: ignored."}
+                for name in sig.unused
+            },
         },
         "required": sig.names,
         "additionalProperties": not sig.reject_extra,
