@@ -12,6 +12,9 @@ example, requirements) plus mlship's own files::
     metrics.json, config.yaml       holdout metrics and the resolved training config
     extra_files/model.onnx          the compiled twin (when it converts)
     extra_files/onnx_parity.json    its parity report; the twin is used only if it passed
+    extra_files/profile.json        the reference profile (``model.profile``): training data's
+                                    bins and the holdout's predictions, for ``mlship monitor``;
+                                    absent from dirs written before it (still loadable)
     manifest.json                   size and SHA-256 of every other file, the format version,
                                     registry name, version and run id; written last
 
@@ -33,6 +36,7 @@ METRICS = "metrics.json"
 CONFIG = "config.yaml"
 ONNX = "extra_files/model.onnx"
 PARITY = "extra_files/onnx_parity.json"
+PROFILE = "extra_files/profile.json"
 # The integrity manifest (``model.manifest``), written last at export, verified at every load.
 MANIFEST = "manifest.json"
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mlship.config import Settings, Task, flatten, public_dump, settings_to_yaml
 from mlship.errors import ModelError
+from mlship.model.profile import write_profile
 from mlship.registry.flavor import model_signature
 from mlship.registry.models import set_alias
 from mlship.registry.tracking import (
@@ -24,6 +25,7 @@ from mlship.registry.tracking import (
     RegisteredModel,
     RunContent,
     check_store,
+    client,
     git_state,
     log_training,
     pinned_requirements,
@@ -34,6 +36,7 @@ from mlship.training.compile import compile_onnx
 from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
 from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
 from mlship.training.pipeline import build_pipeline, sklearn_runtime_packages
+from mlship.training.profiling import build_profile
 
 # What a saved model needs at scoring time; recorded, pinned, in the model dir.
 SERVING_PACKAGES = ["scikit-learn", "numpy", "pandas", "scipy"]
@@ -198,6 +201,8 @@ def track(
         }
         progress("drawing plots")
         plots = plot_all(model, data.holdout, Path(work) / "plots")
+        progress("profiling the training data and the holdout's predictions")
+        profile = _profile(model, data, Path(work) / "profile")
         progress(f"logging run to {settings.tracking.uri}")
         run = RunContent(tags, params, metrics, plots, settings_to_yaml(settings), lineage)
         content = ModelContent(
@@ -206,9 +211,20 @@ def track(
             input_example=parts.x_train.head(3),
             metadata=metadata,
             requirements=pinned_requirements(packages),
-            extra_files=sorted((Path(work) / "onnx").iterdir()),
+            extra_files=[*sorted((Path(work) / "onnx").iterdir()), profile],
         )
-        return log_training(settings, run, content)
+        registered = log_training(settings, run, content)
+        # The model holds it in its extra_files/; the run shows it at the top of its artifacts.
+        client(settings.tracking.uri).log_artifact(registered.run_id, str(profile))
+        return registered
+
+
+def _profile(model: Any, data: Prepared, work: Path) -> Path:
+    """The reference profile, written where the model's extra files are gathered."""
+    parts = data.parts
+    work.mkdir()
+    built = build_profile(model, parts.x_train, parts.x_test, data.dataset.categorical, data.task)
+    return write_profile(work, built)
 
 
 def run(

@@ -16,7 +16,7 @@ from mlship.storage import check_replaceable, check_writable, clean_beside, clea
 
 # The job's scratch dir in the system temp folder, and all it ever holds.
 WORK_STEM = "mlship"
-WORK_PARTS = frozenset({"onnx", "plots"})
+WORK_PARTS = frozenset({"onnx", "plots", "profile"})
 TAG_LIMIT = 5000
 Progress = Callable[[str], None]
 
