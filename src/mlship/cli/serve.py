@@ -96,6 +96,32 @@ def serve(
             "(default 20; Cloud Run allows 10 s in all: use 8).",
         ),
     ] = None,
+    log_requests: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URI",
+            help="Log scored requests (features, prediction, probabilities) as Parquet files "
+            "to this folder or fsspec URI (gs://bucket/requests/, s3://...); needs pyarrow "
+            "(and fsspec): mlship[batch]. Also MLSHIP_LOG_REQUESTS. Default: off.",
+        ),
+    ] = None,
+    log_sample_rate: Annotated[
+        float | None,
+        typer.Option(
+            min=0, max=1, help="Share of requests logged, chosen by request id (default 1)."
+        ),
+    ] = None,
+    log_queue_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Most rows waiting to be written; more are dropped (10000)."),
+    ] = None,
+    log_rotate_rows: Annotated[
+        int | None, typer.Option(min=1, help="Rows per request log file (default 10000).")
+    ] = None,
+    log_rotate_seconds: Annotated[
+        float | None,
+        typer.Option(help="Most seconds before a logged row is in a file (default 60)."),
+    ] = None,
 ) -> None:
     """Serve a saved model over HTTP: POST /score, /health, /ready, /metadata, /metrics.
 
@@ -109,6 +135,7 @@ def serve(
     def body() -> None:
         settings = serve_settings(**flags)
         keys = check_api_keys(settings)
+        logging_to = check_request_log(settings)
         # Pin math-library pools before numpy loads here or in a worker (measured: two
         # OpenMP workers with default threads fell from 65 to 1 request/s on 2 cores).
         for var in THREAD_VARIABLES:
@@ -122,7 +149,7 @@ def serve(
         console.print(  # the model dir by name only: logs show no host paths
             f"serving model dir {settings.model_dir.name!r} on "
             f"http://{settings.host}:{settings.listen_port} "
-            f"({settings.workers} worker(s), {settings.threads} thread(s) each{auth})",
+            f"({settings.workers} worker(s), {settings.threads} thread(s) each{auth}{logging_to})",
             highlight=False,
         )
         config = uvicorn.Config(
@@ -159,6 +186,8 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
         given["model_dir"] = Path(given.pop("model")).resolve()
     if "api_key_file" in given:
         given["api_keys_file"] = Path(given.pop("api_key_file")).resolve()
+    if "log_requests" in given:
+        given["log_requests"] = absolute(given["log_requests"])
     if "max_body_mb" in given:
         given["max_body_bytes"] = int(given.pop("max_body_mb") * 1024 * 1024)
     if contract == "serve":
@@ -179,6 +208,23 @@ def check_api_keys(settings: ServeSettings) -> int:
     from mlship.serving.auth import ApiKeys
 
     return len(ApiKeys.from_file(settings.api_keys_file))
+
+
+def absolute(uri: str) -> str:
+    """A local folder as an absolute path (workers resolve nothing); a URI as it is."""
+    return uri if "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+def check_request_log(settings: ServeSettings) -> str:
+    """Where requests are logged, for the start line ('' when off); fails now if it cannot."""
+    if settings.log_requests is None:
+        return ""
+    from mlship.serving.request_files import check_destination
+
+    check_destination(settings.log_requests)
+    uri = settings.log_requests  # a local folder by name only: logs show no host paths
+    where = uri if "://" in uri else Path(uri).name
+    return f", logging {settings.log_sample_rate:g} of requests to {where!r}"
 
 
 def settings_from_argv(argv: list[str]) -> ServeSettings:

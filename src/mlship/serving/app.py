@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
@@ -40,6 +41,7 @@ from mlship.serving.openapi import typed_openapi
 from mlship.serving.openapi_protocols import protocol_routes
 from mlship.serving.openapi_schemas import ROWS_FROM
 from mlship.serving.protocols import Native, SageMaker, kserve_v1_routes, oip_routes
+from mlship.serving.request_log import REQUEST_ID, RequestLog, open_request_log, request_id, writing
 from mlship.serving.settings import ServeSettings
 from mlship.serving.shutdown import CloseConnections, Drain
 
@@ -53,11 +55,8 @@ OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
 
 
 def internal_error(exc: BaseException) -> Response:
-    """A complete JSON 500 that closes its connection, whatever ``exc`` is or does.
-
-    Nothing of ``exc`` but its type name goes into the reply; building the reply cannot fail
-    (a ``RecursionError`` raised while an error message was being built stops here).
-    """
+    """A complete JSON 500 that closes its connection, whatever ``exc`` is or does: only its
+    type name goes into the reply, and building it cannot fail (not even on a RecursionError)."""
     name = "Exception"
     try:
         name = type(exc).__name__
@@ -71,13 +70,13 @@ def internal_error(exc: BaseException) -> Response:
 class Service:
     """The route handlers, over one model holder and one set of metrics."""
 
-    def __init__(
-        self, settings: ServeSettings, holder: ModelHolder, metrics: Metrics, drain: Drain
-    ) -> None:
+    def __init__(self, settings: ServeSettings, holder: ModelHolder, metrics: Metrics,
+                 drain: Drain, request_log: RequestLog | None = None) -> None:  # fmt: skip
         self.settings = settings
         self.holder = holder
         self.metrics = metrics
         self.drain = drain
+        self.request_log = request_log
 
     def predictor(self) -> Predictor | Response:
         holder = self.holder
@@ -88,15 +87,18 @@ class Service:
         return error_response(503, "model is loading")
 
     async def score_with(self, request: Request, protocol: Native) -> Response:
+        rid = request_id(request.headers)  # on every scoring reply, logged or not
         try:
-            return await self.score_request(request, protocol)
+            reply = await self.score_request(request, protocol, rid)
         except ClientDisconnect:  # the caller went away mid-upload: nobody to answer, no bug
             log.info("client disconnected before sending its whole body")
-            return error_response(400, "client disconnected before sending its whole body")
+            reply = error_response(400, "client disconnected before sending its whole body")
         except Exception as exc:  # a bug of ours is a complete 500, never a dropped connection
-            return internal_error(exc)
+            reply = internal_error(exc)
+        reply.headers[REQUEST_ID] = rid
+        return reply
 
-    async def score_request(self, request: Request, protocol: Native) -> Response:
+    async def score_request(self, request: Request, protocol: Native, rid: str) -> Response:
         predictor = self.predictor()
         if isinstance(predictor, Response):
             return predictor
@@ -113,12 +115,14 @@ class Service:
         work = (predictor, protocol, body, request.headers.get("content-type"), encoding)
         try:
             if len(body) <= INLINE_BYTES and not encoding:
-                result, decoded = self.score_body(*work)
+                result, decoded, columns = self.score_body(*work)
             else:  # big (or inflating) bodies take milliseconds: keep the loop free for probes
-                result, decoded = await run_in_threadpool(self.score_body, *work)
+                result, decoded, columns = await run_in_threadpool(self.score_body, *work)
         except InputError as exc:
             return protocol.error(exc)
         self.metrics.rows.inc(len(result.predictions))
+        if self.request_log is not None:  # scored rows only
+            self.request_log.record(rid, request.scope["path"], predictor, columns, result)
         return protocol.reply(result, predictor, decoded if decoded is not None else context)
 
     async def read_body(self, request: Request) -> bytes | Response:
@@ -138,8 +142,8 @@ class Service:
         body: bytes,
         content_type: str | None,
         encoding: str,
-    ) -> tuple[Prediction, Any]:
-        """The prediction, and what the protocol's reply needs from the request body."""
+    ) -> tuple[Prediction, Any, Columns]:
+        """The prediction, what the protocol's reply needs from the body, the model's input."""
         if encoding:
             body = gunzip(body, self.settings.max_body_bytes)
         columns, decoded = protocol.decode(
@@ -149,7 +153,7 @@ class Service:
         if rows > self.settings.max_rows:
             limit = self.settings.max_rows
             raise InputError.single(Code.too_large, f"{rows:,} rows exceed max_rows={limit:,}")
-        return predictor.predict(columns), decoded
+        return predictor.predict(columns), decoded, columns
 
     async def score(self, request: Request) -> Response:
         return await self.score_with(request, NATIVE)
@@ -228,12 +232,14 @@ def create_app(
     """
     holder = ModelHolder(settings)
     metrics = Metrics()
-    service = Service(settings, holder, metrics, drain or Drain())
+    request_log = open_request_log(settings, metrics)  # each worker: its own writer and files
+    service = Service(settings, holder, metrics, drain or Drain(), request_log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         holder.start(background=background_load)
-        yield
+        async with writing(request_log, settings.grace_seconds, service.drain):
+            yield  # after SIGTERM's drain, the log writes what is queued within the grace
 
     app = FastAPI(
         title="mlship scoring service",

@@ -48,6 +48,22 @@ class Metrics:
             ["column"],
             registry=self.registry,
         )
+        self.log_written = Counter(
+            "mlship_request_log_written_rows",
+            "Scored rows written to the request log (--log-requests).",
+            registry=self.registry,
+        )
+        self.log_files = Counter(
+            "mlship_request_log_files", "Request log files written.", registry=self.registry
+        )
+        self.log_dropped = Counter(
+            "mlship_request_log_dropped_rows",
+            "Scored rows the request log dropped: queue_full (never waits), write_error.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "write_error"):
+            self.log_dropped.labels(reason)
         self._column_labels: set[str] = set()
         self._lock = threading.Lock()
 

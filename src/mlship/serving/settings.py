@@ -66,6 +66,21 @@ class ServeSettings(BaseSettings):
         default=20, ge=0, le=3600, description="After SIGTERM: most seconds to finish requests."
     )
     sagemaker: bool = Field(default=False, description="Answer SageMaker's contract.")
+    log_requests: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Log scored requests as Parquet files to this folder or fsspec URI.",
+    )
+    log_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of requests logged (by request id)."
+    )
+    log_queue_rows: int = Field(
+        default=10_000, ge=1, description="Most rows waiting to be written; beyond: dropped."
+    )
+    log_rotate_rows: int = Field(default=10_000, ge=1, description="Rows per request log file.")
+    log_rotate_seconds: float = Field(
+        default=60, gt=0, description="Most seconds a logged row waits for its file."
+    )
     # The platforms' own variables (no prefix).
     platform_port: int | None = Field(
         default=None, validation_alias=AliasChoices("AIP_HTTP_PORT", "PORT"), exclude=True

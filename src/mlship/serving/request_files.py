@@ -1,0 +1,197 @@
+"""Where logged requests go, and how a batch of them becomes one Parquet file, atomically.
+
+A destination is a local folder or any fsspec URI (``gs://bucket/requests/``, ``s3://...``).
+A reader never sees half a file:
+
+- local folder: the file is written under a hidden temporary name (``.<name>.tmp``, which
+  pyarrow's dataset readers skip) in the same folder, then renamed (``os.replace``);
+- any other filesystem: the whole file is built in memory and uploaded in one call
+  (``pipe_file``); an object store makes an object visible only once its upload completes.
+
+File names are unique per process and never reused: the UTC time, the pid, a random token
+of the process (two containers can both be pid 1) and a sequence number, so no row is written
+twice, whatever the number of workers or replicas.
+
+pyarrow (and fsspec, for a URI) are checked when the service starts, in one line naming what
+to install: the serving images do not carry them.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlship.errors import MlshipError
+from mlship.scoring.columns import MISSING_CATEGORY, to_categorical, to_numeric
+from mlship.scoring.results import PREDICTION, PROBA_PREFIX
+
+if TYPE_CHECKING:
+    from mlship.scoring.predictor import Predictor
+    from mlship.scoring.results import Prediction
+
+INSTALL = "pip install 'mlship[batch]' (pyarrow and fsspec)"
+# Columns of every logged row before the features; a feature of the same name is prefixed.
+META = ("timestamp", "request_id", "model_name", "model_version", "route")
+FEATURE_PREFIX = "feature_"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One scored request, as queued: the columns the model was given and what it answered."""
+
+    time: float  # time.time() when the reply was ready
+    request_id: str
+    route: str
+    predictor: Predictor
+    columns: dict[str, np.ndarray]
+    result: Prediction
+
+    @property
+    def rows(self) -> int:
+        return len(self.result.predictions)
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri.removeprefix("file://")).expanduser().resolve()
+
+
+def check_destination(uri: str) -> None:
+    """Fail now, in one line, if requests cannot be logged to ``uri`` from this process."""
+    Destination.open(uri)
+
+
+class Destination:
+    """A folder (local or fsspec) that receives whole Parquet files, one name each."""
+
+    def __init__(self, uri: str, fs: Any, root: str) -> None:
+        self.uri = uri
+        self.fs = fs  # None: a local folder
+        self.root = root
+        self.token = secrets.token_hex(4)
+        self.sequence = itertools.count(1)
+
+    @classmethod
+    def open(cls, uri: str) -> Destination:
+        _require("pyarrow", "pyarrow.parquet")
+        if is_local(uri):
+            folder = local_path(uri)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MlshipError(
+                    f"--log-requests {uri}: cannot create the folder ({exc})"
+                ) from None
+            if not os.access(folder, os.W_OK):
+                raise MlshipError(f"--log-requests {uri}: the folder is not writable")
+            return cls(uri, None, str(folder))
+        _require("fsspec")
+        import fsspec
+
+        protocol = uri.split("://", 1)[0]
+        try:
+            fs = fsspec.filesystem(protocol)
+        except ImportError as exc:
+            raise MlshipError(f"--log-requests {uri}: {exc}".replace("\n", " ")) from None
+        except ValueError as exc:  # unknown protocol
+            raise MlshipError(f"--log-requests {uri}: {exc}") from None
+        return cls(uri, fs, uri.rstrip("/"))
+
+    def name(self, when: float) -> str:
+        stamp = datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return f"requests-{stamp}-p{os.getpid()}-{self.token}-{next(self.sequence):06d}.parquet"
+
+    def write(self, table: Any, when: float) -> str:
+        """Write ``table`` as one new file; its name."""
+        import pyarrow.parquet as pq
+
+        name = self.name(when)
+        if self.fs is None:
+            final = Path(self.root) / name
+            temporary = final.with_name(f".{name}.tmp")
+            try:
+                pq.write_table(table, temporary)
+                temporary.replace(final)
+            finally:
+                temporary.unlink(missing_ok=True)
+            return name
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        self.fs.pipe_file(f"{self.root}/{name}", buffer.getvalue())
+        return name
+
+
+def _require(*modules: str) -> None:
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            top = module.split(".")[0]
+            raise MlshipError(
+                f"--log-requests needs {top}, which this environment does not have: {INSTALL}"
+            ) from None
+
+
+def to_table(entries: list[Entry]) -> Any:
+    """The rows of ``entries`` (all for the same model) as one Arrow table.
+
+    Features are written as the model saw them after validation: numbers as float64,
+    categories as the strings the model matched; a missing value is null in both.
+    """
+    import pyarrow as pa
+
+    predictor = entries[0].predictor
+    counts = [e.rows for e in entries]
+    info = predictor.info
+    stamps = np.repeat(np.array([int(e.time * 1e6) for e in entries], dtype=np.int64), counts)
+    arrays: dict[str, Any] = {
+        "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        "request_id": pa.array(np.repeat([e.request_id for e in entries], counts), pa.string()),
+        "model_name": pa.array([info.name] * sum(counts), pa.string()),
+        "model_version": pa.array([info.version] * sum(counts), pa.string()),
+        "route": pa.array(np.repeat([e.route for e in entries], counts), pa.string()),
+    }
+    taken = set(META) | {PREDICTION} | {f"{PROBA_PREFIX}{c}" for c in info.classes}
+    for column in predictor.columns:
+        parts = [e.columns[column.name] for e in entries]
+        name = FEATURE_PREFIX + column.name if column.name in taken else column.name
+        arrays[name] = _feature(parts, column.kind == "numeric")
+    arrays.update(_results(entries))
+    return pa.table(arrays)
+
+
+def _feature(parts: list[np.ndarray], numeric: bool) -> Any:
+    import pyarrow as pa
+
+    if numeric:
+        values = np.concatenate([to_numeric(p)[0] for p in parts])
+        return pa.array(values, pa.float64(), mask=np.isnan(values))
+    text = np.concatenate([to_categorical(p)[0] for p in parts])
+    return pa.array(text.tolist(), pa.string(), mask=text == MISSING_CATEGORY)
+
+
+def _results(entries: list[Entry]) -> dict[str, Any]:
+    import pyarrow as pa
+
+    first = entries[0].result
+    predictions = list(itertools.chain.from_iterable(e.result.predictions for e in entries))
+    kind = pa.string() if first.probabilities is not None else pa.float64()
+    out: dict[str, Any] = {PREDICTION: pa.array(predictions, kind)}
+    if first.probabilities is not None:
+        proba = np.concatenate([e.result.probabilities for e in entries])
+        for i, label in enumerate(first.classes):
+            out[f"{PROBA_PREFIX}{label}"] = pa.array(proba[:, i], pa.float64())
+    return out
