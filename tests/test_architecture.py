@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"errors", "config", "storage", "model", "scoring"},
     "training": {"errors", "config", "storage", "model", "scoring", "registry"},
     "deploy": {"errors", "config", "storage", "model", "scoring", "registry", "version"},
+    "monitoring": {"errors", "config", "storage", "model", "scoring", "registry", "training"},
     "cli": {"*"},
 }
 

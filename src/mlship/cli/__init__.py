@@ -18,6 +18,7 @@ from mlship.cli import (
     config,
     evaluate,
     image,
+    monitor,
     predict,
     registry,
     serve,
@@ -36,6 +37,7 @@ app.command()(train.train)
 app.command()(tune.tune)
 app.command()(compare.compare)
 app.command()(evaluate.evaluate)
+app.command()(monitor.monitor)
 app.command()(predict.predict)
 app.command()(registry.promote)
 app.command()(serve.serve)

@@ -228,6 +228,29 @@ class TuneConfig(_Strict):
     )
 
 
+class MonitorConfig(_Strict):
+    psi_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        description="`mlship monitor`: a feature drifts when its population stability index "
+        "against the training profile's bins is above this (0.1 moderate, 0.2 major shift).",
+    )
+    p_value: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="... and the chi-square test of the batch's bin counts against the "
+        "profile's shares gives a p-value below this (guards small batches against noise).",
+    )
+    drift_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="`mlship monitor --fail-on-drift` exits 2 when at least this share of "
+        "the features drifted.",
+    )
+
+
 class Settings(_Strict):
     """The whole training job, as validated after all layers are merged."""
 
@@ -241,5 +264,6 @@ class Settings(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tracking: TrackingConfig
     output: OutputConfig

@@ -1,0 +1,149 @@
+"""``mlship monitor``: a batch of rows against the model's reference profile, logged to MLflow.
+
+The batch is any table of rows (a CSV or Parquet file, a folder of Parquet files such as the
+service's request log): the model's feature columns are compared, the others (timestamp,
+request_id, prediction, proba_*) ignored. It is scored with the serving ``Predictor`` for the
+prediction drift; with labels (``--target``) the metrics are ``mlship evaluate``'s, compared with
+the training holdout. The run is tagged with the model version, like an evaluation run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from mlship.config import MonitorConfig
+from mlship.errors import DataError, MlshipError, ModelError
+from mlship.model import layout
+from mlship.model.profile import Profile, read_profile
+from mlship.monitoring.drift import features_drift, prediction_drift
+from mlship.monitoring.report import Monitoring, write_reports
+from mlship.registry.models import export_model
+from mlship.registry.tracking import check_store, client, git_state
+from mlship.scoring.predictor import Predictor
+from mlship.storage import owned_prefix
+from mlship.training.assess import REGISTRY_URI, score
+from mlship.training.data import fingerprint, read_table
+from mlship.training.output import Progress
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to monitor: the model (dir or models:/...), the batch, its label column if any."""
+
+    model: str
+    data_uri: str
+    target: str | None
+    output: Path
+    cfg: MonitorConfig
+
+
+def load_model(source: str, uri: str, work: Path, progress: Progress) -> tuple[Predictor, Path]:
+    """The predictor and its (verified) dir; a registry URI is exported into ``work`` first."""
+    match = REGISTRY_URI.match(source)
+    root = Path(source)
+    if match is not None:
+        progress(f"exporting {source} from {uri}")
+        root = export_model(uri, match["name"], match["alias"] or match["version"], work / "model")
+    return Predictor.load(root), root
+
+
+def profile_of(root: Path) -> Profile:
+    profile = read_profile(root)
+    if profile is None:
+        raise ModelError(
+            f"model dir {root} has no reference profile ({layout.PROFILE}): it was trained "
+            "before mlship wrote one; retrain it to monitor it"
+        )
+    return profile
+
+
+def _features(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    missing = [name for name in profile.features if name not in frame.columns]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"data: no column {missing[0]!r}{more}; the batch needs every feature")
+    if frame.empty:
+        raise DataError("data: the batch has no rows")
+    return frame[list(profile.features)]
+
+
+def _performance(predictor: Predictor, frame: pd.DataFrame, target: str) -> dict[str, float]:
+    if target not in frame.columns:
+        raise DataError(f"data: no target column {target!r} (--target)")
+    own = predictor.info.target
+    if target != own:  # the label under another name: it stands in for the model's own
+        frame = frame.drop(columns=[own], errors="ignore").rename(columns={target: own})
+    return score(predictor, frame)
+
+
+def run_monitor(request: Request, tracking: tuple[str, str], progress: Progress) -> Monitoring:
+    """Compare the batch with the profile, write the reports, log them; the findings."""
+    uri, _ = tracking
+    with tempfile.TemporaryDirectory(prefix=owned_prefix("mlship-monitor")) as work:
+        predictor, root = load_model(request.model, uri, Path(work), progress)
+        profile = profile_of(root)
+        progress(f"reading {request.data_uri}")
+        frame = read_table(request.data_uri)
+        features = _features(frame, profile)
+        info = predictor.info
+        progress(f"comparing {len(frame):,} rows with the profile of {info.name} v{info.version}")
+        drifts = features_drift(profile, features, request.cfg)
+        try:
+            prediction = predictor.predict_frame(features)
+        except MlshipError as exc:
+            raise DataError(f"data: rows the model cannot score: {exc}") from None
+        predicted = prediction_drift(profile.prediction, prediction, request.cfg)
+        metrics = _performance(predictor, frame, request.target) if request.target else {}
+    thresholds = {
+        "psi_threshold": request.cfg.psi_threshold,
+        "p_value": request.cfg.p_value,
+        "drift_share": request.cfg.drift_share,
+    }
+    result = Monitoring(info, request.data_uri, len(frame), drifts, predicted, thresholds, metrics)
+    progress(f"logging the monitoring run to {uri}")
+    return replace(result, run_id=_log(tracking, result, fingerprint(frame), request.output))
+
+
+def _log(tracking: tuple[str, str], result: Monitoring, digest: str, output: Path) -> str:
+    """The monitoring run, tagged with the model version; the reports as its artifacts."""
+    from mlflow.entities import Metric, Param
+
+    uri, experiment = tracking
+    info = result.info
+    check_store(uri, experiment)
+    mlflow = client(uri)
+    tags = {
+        "mlflow.runName": f"monitor-{info.name}-v{info.version}",
+        "mlship.kind": "monitoring",
+        "mlship.model_name": info.name,
+        "mlship.model_version": info.version,
+        "mlship.model_run_id": info.run_id,
+        "data.uri": result.data_uri,
+        "data.sha256": digest,
+        "monitor.dataset_drift": str(result.failed).lower(),
+        "monitor.drifted_features": ",".join(result.drifted)[:5000],
+        **git_state(),
+    }
+    run = mlflow.create_run(mlflow.get_experiment_by_name(experiment).experiment_id, tags=tags)
+    run_id = str(run.info.run_id)
+    stamp = run.info.start_time
+    values = {"drift_share": result.drift_share, "drifted_features": float(len(result.drifted))}
+    values |= {f"psi.{d.name}": d.psi for d in result.features}
+    values |= {f"psi.prediction.{d.name}": d.psi for d in result.prediction}
+    values |= result.metrics | {
+        f"delta_{k}": v - info.metrics[k] for k, v in result.metrics.items() if k in info.metrics
+    }
+    mlflow.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()],
+                     params=[Param("data.rows", str(result.rows))])  # fmt: skip
+    summary, report = write_reports(replace(result, run_id=run_id), output)
+    mlflow.log_artifact(run_id, str(summary), "monitor")
+    mlflow.log_artifact(run_id, str(report), "monitor")
+    mlflow.set_terminated(run_id, "FINISHED")
+    with contextlib.suppress(Exception):  # the version may live in another store
+        mlflow.set_model_version_tag(info.name, info.version, "mlship.last_monitor_run", run_id)
+    return run_id
