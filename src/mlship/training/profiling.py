@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlship.config import Task
 from mlship.model.profile import (
+    CategoryBins,
     FeatureProfile,
     NumericBins,
     PredictionProfile,
@@ -68,9 +69,10 @@ def prediction_profile(model: Any, x_test: pd.DataFrame, task: Task) -> Predicti
     probabilities: dict[str, NumericBins] = {
         name: fixed_bins(proba[:, i], PROBABILITY_EDGES) for i, name in enumerate(classes)
     }
-    return PredictionProfile(
-        labels=category_bins(labels, min_share=0.0), probabilities=probabilities
-    )
+    seen = category_bins(labels, min_share=0.0)
+    # A class the holdout never predicted still has its bin (share 0), not a place in other.
+    shares = {name: seen.categories.get(name, 0.0) for name in classes}
+    return PredictionProfile(labels=CategoryBins(shares, 0.0), probabilities=probabilities)
 
 
 def build_profile(
