@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mlship.config import MonitorConfig
+from mlship.errors import DataError
 from mlship.model.profile import NumericBins
 from mlship.monitoring.drift import chi_square_p, psi
 from tests.conftest import BASE_CONFIG, ENV_DIR, OJ_CSV, ROOT, CliResult, run_cli
@@ -122,3 +123,18 @@ def test_psi_and_the_test_agree_on_identity_and_move() -> None:
     moved = bins.shares_of(np.full(400, 2.5))
     assert psi(bins.shares, moved) > 1.0 and chi_square_p(bins.shares, moved, 400) < 1e-6
     assert MonitorConfig().drift_share == 0.5 and MonitorConfig().psi_threshold == 0.2
+
+
+def test_a_feature_the_request_log_renamed_is_found() -> None:
+    """The log writes a feature named like one of its own columns as ``feature_<name>``."""
+    from mlship.model.profile import FeatureProfile, PredictionProfile, Profile
+    from mlship.monitoring.job import with_features
+
+    bins = NumericBins((1.0,), (0.5, 0.5))
+    features = {n: FeatureProfile(n, "numeric", 0.0, bins, {}) for n in ("timestamp", "x")}
+    profile = Profile(2, 2, features, PredictionProfile())
+    logged = pd.DataFrame({"timestamp": ["2026-12-01"], "feature_timestamp": [3.0], "x": [1.0]})
+    frame = with_features(logged, profile)
+    assert frame["timestamp"].tolist() == [3.0] and list(frame.columns) == ["timestamp", "x"]
+    with pytest.raises(DataError, match=r"no column 'x'"):
+        with_features(logged.drop(columns=["x"]), profile)

@@ -62,14 +62,32 @@ def profile_of(root: Path) -> Profile:
     return profile
 
 
-def _features(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+# The request log's own columns (``mlship.serving.request_files``): a feature of one of these
+# names is logged as ``feature_<name>``.
+LOG_COLUMNS = frozenset(
+    {"timestamp", "request_id", "model_name", "model_version", "route", "prediction"}
+)
+
+
+def _logged_as(name: str, columns: pd.Index) -> str:
+    renamed = f"feature_{name}"
+    reserved = name in LOG_COLUMNS or name.startswith("proba_")
+    return renamed if reserved and renamed in columns else name
+
+
+def with_features(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """``frame`` with every profiled feature under its own name; one line if one is missing."""
+    logged = {_logged_as(n, frame.columns): n for n in profile.features}
+    renamed = {old: new for old, new in logged.items() if old != new}
+    frame = frame.drop(columns=[n for n in renamed.values() if n in frame.columns])
+    frame = frame.rename(columns=renamed)
     missing = [name for name in profile.features if name not in frame.columns]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DataError(f"data: no column {missing[0]!r}{more}; the batch needs every feature")
     if frame.empty:
         raise DataError("data: the batch has no rows")
-    return frame[list(profile.features)]
+    return frame
 
 
 def _performance(predictor: Predictor, frame: pd.DataFrame, target: str) -> dict[str, float]:
@@ -88,8 +106,8 @@ def run_monitor(request: Request, tracking: tuple[str, str], progress: Progress)
         predictor, root = load_model(request.model, uri, Path(work), progress)
         profile = profile_of(root)
         progress(f"reading {request.data_uri}")
-        frame = read_table(request.data_uri)
-        features = _features(frame, profile)
+        frame = with_features(read_table(request.data_uri), profile)
+        features = frame[list(profile.features)]
         info = predictor.info
         progress(f"comparing {len(frame):,} rows with the profile of {info.name} v{info.version}")
         drifts = features_drift(profile, features, request.cfg)
