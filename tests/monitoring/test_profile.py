@@ -87,3 +87,28 @@ def test_a_dir_from_before_profiles_still_loads() -> None:
 def test_a_malformed_profile_is_one_line(raw: object, message: str) -> None:
     with pytest.raises(ModelError, match=message):
         parse_profile(raw, "model dir m: extra_files/profile.json")
+
+
+def test_a_regression_profile_round_trips(tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+
+    from mlship.config import Task
+    from mlship.model.profile import write_profile
+    from mlship.training.profiling import build_profile
+
+    frame = pd.read_csv(ROOT / "data" / "diabetes.csv")
+    x, y = frame.drop(columns=["progression"]), frame["progression"]
+    x.loc[:9, "bmi"] = None  # a gap: counted in the null rate, not in the bins
+    train, test = x.iloc[:350], x.iloc[350:]
+    model = Ridge().fit(train.fillna(0), y.iloc[:350])
+    (tmp_path / "extra_files").mkdir()
+    write_profile(tmp_path / "extra_files", build_profile(model, train, test, [], Task.regression))
+    again = read_profile(tmp_path)
+    assert again is not None and again.features["bmi"].null_rate == pytest.approx(
+        10 / 350, abs=1e-6
+    )
+    assert sum(again.features["bmi"].bins.shares) == pytest.approx(1.0, abs=1e-4)
+    assert again.prediction.values is not None and again.prediction.labels is None
+    assert len(again.prediction.values.shares) == 10
+    assert again.to_json() == json.loads((tmp_path / layout.PROFILE).read_text())
