@@ -154,32 +154,40 @@ def to_table(entries: list[Entry]) -> Any:
     import pyarrow as pa
 
     predictor = entries[0].predictor
-    counts = [e.rows for e in entries]
+    counts = [len(e.result.predictions) for e in entries]
+    rows = sum(counts)
     info = predictor.info
-    stamps = np.repeat(np.array([int(e.time * 1e6) for e in entries], dtype=np.int64), counts)
+    stamps = [int(e.time * 1e6) for e in entries]
     arrays: dict[str, Any] = {
-        "timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
-        "request_id": pa.array(np.repeat([e.request_id for e in entries], counts), pa.string()),
-        "model_name": pa.array([info.name] * sum(counts), pa.string()),
-        "model_version": pa.array([info.version] * sum(counts), pa.string()),
-        "route": pa.array(np.repeat([e.route for e in entries], counts), pa.string()),
+        "timestamp": pa.array(_repeat(stamps, counts, rows), pa.timestamp("us", tz="UTC")),
+        "request_id": pa.array(_repeat([e.request_id for e in entries], counts, rows), pa.string()),
+        "model_name": pa.array([info.name] * rows, pa.string()),
+        "model_version": pa.array([info.version] * rows, pa.string()),
+        "route": pa.array(_repeat([e.route for e in entries], counts, rows), pa.string()),
     }
     taken = set(META) | {PREDICTION} | {f"{PROBA_PREFIX}{c}" for c in info.classes}
     for column in predictor.columns:
-        parts = [e.columns[column.name] for e in entries]
+        raw = np.concatenate([e.columns[column.name] for e in entries])  # then one conversion
         name = FEATURE_PREFIX + column.name if column.name in taken else column.name
-        arrays[name] = _feature(parts, column.kind == "numeric")
+        arrays[name] = _feature(raw, column.kind == "numeric")
     arrays.update(_results(entries))
     return pa.table(arrays)
 
 
-def _feature(parts: list[np.ndarray], numeric: bool) -> Any:
+def _repeat(values: list[Any], counts: list[int], rows: int) -> list[Any]:
+    """Each request's value once per row it sent."""
+    if rows == len(values):  # one-row requests, the common case
+        return values
+    return [v for v, n in zip(values, counts, strict=True) for _ in range(n)]
+
+
+def _feature(raw: np.ndarray, numeric: bool) -> Any:
     import pyarrow as pa
 
     if numeric:
-        values = np.concatenate([to_numeric(p)[0] for p in parts])
+        values = to_numeric(raw)[0]
         return pa.array(values, pa.float64(), mask=np.isnan(values))
-    text = np.concatenate([to_categorical(p)[0] for p in parts])
+    text = to_categorical(raw)[0]
     return pa.array(text.tolist(), pa.string(), mask=text == MISSING_CATEGORY)
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlship.serving.request_files import Destination, Entry, to_table
 
@@ -81,9 +81,11 @@ class RequestLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
-        self._buffer: list[Entry] = []
+        self._buffer: list[Any] = []  # Arrow tables of the next file, all of ``_model``
         self._buffered = 0
-        self._started_at = 0.0  # when the buffer's first entry arrived (monotonic)
+        self._model: Predictor | None = None
+        self._started_at = 0.0  # when the buffer's first rows arrived (monotonic)
+        self._first_time = 0.0  # and their time.time(), which names the file
         self._thread = threading.Thread(target=self._run, name="mlship-request-log", daemon=True)
 
     def record(self, rid: str, route: str, predictor: Predictor, columns: Columns,
@@ -102,7 +104,7 @@ class RequestLog:
                 self._queued += rows
         if not accepted:
             self.metrics.log_dropped.labels("queue_full").inc(rows)
-        elif self._queued >= self.rotate_rows:
+        elif self._queued + self._buffered >= self.rotate_rows:  # a file is due: wake the writer
             self._wake.set()
         return accepted
 
@@ -135,8 +137,7 @@ class RequestLog:
     def _run(self) -> None:
         while True:
             closing = self._closing
-            for entry in self._take():
-                self._add(entry)
+            self._add(self._take())
             if closing:
                 break
             if self._due():
@@ -145,15 +146,37 @@ class RequestLog:
             self._wake.clear()
         self._flush()
 
-    def _add(self, entry: Entry) -> None:
-        if self._buffer and entry.predictor is not self._buffer[0].predictor:
+    def _add(self, entries: list[Entry]) -> None:
+        """Turn queued entries into Arrow right away (compact, and no Python objects left for
+        the garbage collector to walk), writing a file whenever one is full."""
+        run: list[Entry] = []
+        rows = 0
+        for entry in entries:
+            if run and entry.predictor is not run[0].predictor:
+                self._convert(run, rows)
+                run, rows = [], 0
+            run.append(entry)
+            rows += entry.rows
+            if self._buffered + rows >= self.rotate_rows:
+                self._convert(run, rows)
+                run, rows = [], 0
+                self._flush()
+        if run:
+            self._convert(run, rows)
+
+    def _convert(self, run: list[Entry], rows: int) -> None:
+        if self._buffer and run[0].predictor is not self._model:
             self._flush()  # one model per file
+        try:
+            table = to_table(run)
+        except Exception as exc:  # a value Arrow cannot hold must not stop the writer
+            self._lost(rows, exc)
+            return
         if not self._buffer:
-            self._started_at = time.monotonic()
-        self._buffer.append(entry)
-        self._buffered += entry.rows
-        if self._buffered >= self.rotate_rows:
-            self._flush()
+            self._started_at, self._first_time = time.monotonic(), run[0].time
+        self._model = run[0].predictor
+        self._buffer.append(table)
+        self._buffered += rows
 
     def _due(self) -> bool:
         old = time.monotonic() - self._started_at >= self.rotate_seconds
@@ -166,18 +189,23 @@ class RequestLog:
         return max(0.0, min(WAIT_SECONDS, left))
 
     def _flush(self) -> None:
-        entries, rows = self._buffer, self._buffered
+        tables, rows = self._buffer, self._buffered
         self._buffer, self._buffered = [], 0
-        if not entries:
+        if not tables:
             return
+        import pyarrow as pa
+
         try:
-            self.destination.write(to_table(entries), entries[0].time)
+            self.destination.write(pa.concat_tables(tables), self._first_time)
         except Exception as exc:  # a full disk or a storage outage must not stop the writer
-            log.error("request log: %d row(s) lost: %s: %s", rows, type(exc).__name__, exc)
-            self.metrics.log_dropped.labels("write_error").inc(rows)
+            self._lost(rows, exc)
             return
         self.metrics.log_written.inc(rows)
         self.metrics.log_files.inc()
+
+    def _lost(self, rows: int, exc: Exception) -> None:
+        log.error("request log: %d row(s) lost: %s: %s", rows, type(exc).__name__, exc)
+        self.metrics.log_dropped.labels("write_error").inc(rows)
 
 
 def open_request_log(settings: ServeSettings, metrics: Metrics) -> RequestLog | None:
