@@ -48,8 +48,8 @@ def test_params_of_other_algorithms_are_kept_but_unused() -> None:
 
 
 def test_params_for_an_unknown_algorithm_are_named() -> None:
-    config = ModelConfig(name="ridge", params={"xgboost": {"depth": 3}})
-    with pytest.raises(ModelError, match=r"model\.params\.xgboost: not an algorithm"):
+    config = ModelConfig(name="ridge", params={"catboost": {"depth": 3}})
+    with pytest.raises(ModelError, match=r"model\.params\.catboost: not an algorithm"):
         make_estimator(config, Task.regression, 0)
 
 
