@@ -124,8 +124,10 @@ def test_full_queue_drops_and_counts_without_blocking(
         dropped = metric(client, 'mlship_request_log_dropped_rows_total{reason="queue_full"}')
         assert dropped >= 20 - 3 - 2  # queue of 3, one row being written, one taken
         release.set()
-        time.sleep(1.0)
-        written = metric(client, "mlship_request_log_written_rows_total")
+        deadline = time.monotonic() + 20
+        while (written := metric(client, "mlship_request_log_written_rows_total")) + dropped < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     assert written + dropped == 20
     assert len(logged(tmp_path)) == 20 - dropped
 
@@ -197,3 +199,13 @@ def test_a_missing_pyarrow_is_named_with_what_to_install(monkeypatch: pytest.Mon
         "--log-requests needs pyarrow, which this environment does not have: "
         "pip install 'mlship[batch]' (pyarrow and fsspec)"
     )
+
+
+def test_the_variables_turn_it_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLSHIP_LOG_REQUESTS", "gs://bucket/requests/")
+    monkeypatch.setenv("MLSHIP_LOG_SAMPLE_RATE", "0.25")
+    settings = ServeSettings(model_dir=tmp_path)
+    assert (settings.log_requests, settings.log_sample_rate) == ("gs://bucket/requests/", 0.25)
+    assert ServeSettings(model_dir=tmp_path, log_sample_rate=1).log_sample_rate == 1
+    monkeypatch.delenv("MLSHIP_LOG_REQUESTS")
+    assert ServeSettings(model_dir=tmp_path).log_requests is None  # off by default
