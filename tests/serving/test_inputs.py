@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from mlship.serving.app import create_app
 from mlship.serving.settings import ServeSettings
 from tests.batch.conftest import run_batch
-from tests.conftest import OJ_CSV
+from tests.conftest import OJ_CSV, ROOT
 
 
 @pytest.fixture(scope="module", params=["onnx", "sklearn"])
@@ -78,21 +78,25 @@ def test_junk_beside_instances_is_a_400(client: TestClient, table: pd.DataFrame)
     assert reply.status_code == 400 and "unknown key 'junk'" in reply.json()["error"]
 
 
-def test_values_the_model_cannot_score_are_a_422_on_every_runtime(
+def test_values_near_float32s_limit_score_in_float64_and_a_float32_twin_refuses_them(
     client: TestClient, table: pd.DataFrame
 ) -> None:
-    """Opposite values near float32's limit: the ONNX twin would answer NaN probabilities."""
+    """Opposite values near float32's limit: both of today's runtimes compute in float64 and
+    answer; the float32 twin of a 0.1.0 model dir would answer NaN, so that row is a 422."""
+    from mlship.scoring.predictor import Predictor
+    from mlship.scoring.problems import InputError
+
     rows = features(table)
-    reply = client.post("/score", json=[rows[0], {**rows[1], "PriceCH": 3e38, "LoyalCH": 3e38}])
-    if client.get("/metadata").json()["runtime"] == "sklearn":
-        # scikit-learn computes in float64: the probabilities are finite, so it answers.
-        assert reply.status_code == 200, reply.text
-        probabilities = reply.json()["probabilities"]
-        assert all(p is not None for row in probabilities for p in row.values())
-    else:
-        assert reply.status_code == 422, reply.text
-        assert reply.json()["details"][0]["row"] == 1
-        assert "no finite score" in reply.json()["details"][0]["error"]
+    extreme = {**rows[1], "PriceCH": 3e38, "LoyalCH": 3e38}
+    reply = client.post("/score", json=[rows[0], extreme])
+    assert reply.status_code == 200, reply.text
+    probabilities = reply.json()["probabilities"]
+    assert all(p is not None for row in probabilities for p in row.values())
+    legacy = Predictor.load(ROOT / "tests" / "fixtures" / "model-v0", runtime="onnx")
+    frame = pd.DataFrame([rows[0], extreme])
+    with pytest.raises(InputError, match="no finite score") as caught:
+        legacy.predict_frame(frame)
+    assert [p.row for p in caught.value.problems] == [1]
 
 
 def test_batch_csv_applies_the_same_number_rule(tmp_path: Path, trained_oj: Path) -> None:

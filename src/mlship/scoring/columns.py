@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 Columns = dict[str, np.ndarray]
 MISSING_CATEGORY = ""
-# Both runtimes must see the same numbers; ONNX computes in float32, where larger values
-# overflow to inf and poison the probabilities, so validation rejects them for everyone.
+# Every runtime must accept the same numbers. Random forest and XGBoost compare inputs rounded
+# to float32, and twins compiled before 0.2 compute in float32, where larger values overflow to
+# inf and poison the probabilities, so validation rejects them for everyone.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _UNREPRESENTABLE = (dict, list, tuple, set)
 # What pandas.read_csv reads as missing by default: CSV text means what it meant in training.

@@ -238,8 +238,8 @@ class Predictor:
     def score(self, checked: Validated) -> Scored:
         """Score the rows without problems; a row the model gives no finite output is a problem.
 
-        The compiled runtime computes in float32: values near its limit can meet in a
-        difference of infinities, and a NaN probability is no answer to give.
+        A float32 twin (compiled before 0.2) can meet a difference of infinities near its
+        limit, and a NaN probability is no answer to give.
         """
         keep, good = checked.good()
         problems = list(checked.problems)
