@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlship.config import DEFAULT_CONFIG, DEFAULT_ENV_DIR
 from mlship.errors import MlshipError
@@ -29,6 +31,23 @@ OverridesArg = Annotated[
     list[str] | None, typer.Argument(help="Overrides as key.sub=value (YAML values).")
 ]
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_ENV_DIR"]
+
+
+@contextmanager
+def progress(first: str = "starting") -> Iterator[Callable[[str], None]]:
+    """A spinner showing the latest step, each step also logged as a line; yields ``step``.
+
+    Messages quote data (column names, labels): they are never read as markup. Warnings
+    (``warning: ...``) are yellow.
+    """
+    with console.status(first, spinner="dots") as status:
+
+        def step(message: str) -> None:
+            style = "yellow" if message.startswith("warning: ") else None
+            console.log(message, markup=False, highlight=False, style=style)
+            status.update(escape(message))
+
+        yield step
 
 
 def error_line(message: str) -> None:

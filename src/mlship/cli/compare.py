@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.common import (
@@ -15,10 +14,10 @@ from mlship.cli.common import (
     EnvDirOpt,
     EnvOpt,
     OverridesArg,
-    console,
     guarded,
     load_settings,
     out,
+    progress,
 )
 
 
@@ -47,12 +46,7 @@ def compare(
         from mlship.training import compare as comparing
 
         quiet_mlflow()
-        with console.status("starting", spinner="dots") as status:
-
-            def step(message: str) -> None:
-                console.log(message, markup=False, highlight=False)
-                status.update(escape(message))
-
+        with progress("starting") as step:
             k = folds or settings.split.cv_folds or 5
             result = comparing.run(settings, algorithms, k, step)
         if markdown:

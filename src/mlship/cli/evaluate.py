@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.common import (
@@ -14,11 +13,11 @@ from mlship.cli.common import (
     ConfigOpt,
     EnvDirOpt,
     EnvOpt,
-    console,
     error_line,
     guarded,
     load_settings,
     out,
+    progress,
 )
 
 BREACH_EXIT = 2
@@ -62,12 +61,7 @@ def evaluate(
             settings = load_settings(config, env, [], env_dir)
             uri, where = uri or settings.tracking.uri, where or settings.tracking.experiment
         quiet_mlflow()
-        with console.status("starting", spinner="dots") as status:
-
-            def step(message: str) -> None:
-                console.log(message, markup=False, highlight=False)
-                status.update(escape(message))
-
+        with progress("starting") as step:
             result = run_evaluation(model, data, (uri, where), bounds, step)
         info = result.info
         table = Table(

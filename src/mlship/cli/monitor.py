@@ -16,11 +16,11 @@ from mlship.cli.common import (
     EnvDirOpt,
     EnvOpt,
     OverridesArg,
-    console,
     error_line,
     guarded,
     load_settings,
     out,
+    progress,
 )
 
 DRIFT_EXIT = 2
@@ -78,12 +78,7 @@ def monitor(
             uri, where = uri or settings.tracking.uri, where or settings.tracking.experiment
             cfg = settings.monitor
         quiet_mlflow()
-        with console.status("starting", spinner="dots") as status:
-
-            def step(message: str) -> None:
-                console.log(message, markup=False, highlight=False)
-                status.update(escape(message))
-
+        with progress("starting") as step:
             request = Request(model, data, target, output, cfg)
             result = run_monitor(request, (uri, where), step)
         info = result.info

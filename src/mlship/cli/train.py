@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.common import (
@@ -12,10 +11,10 @@ from mlship.cli.common import (
     EnvDirOpt,
     EnvOpt,
     OverridesArg,
-    console,
     guarded,
     load_settings,
     out,
+    progress,
 )
 
 
@@ -33,14 +32,7 @@ def train(
         from mlship.training import job
 
         quiet_mlflow()
-        with console.status("starting", spinner="dots") as status:
-
-            def step(message: str) -> None:
-                # Messages quote data (column names, labels): never read them as markup.
-                style = "yellow" if message.startswith("warning: ") else None
-                console.log(message, markup=False, highlight=False, style=style)
-                status.update(escape(message))
-
+        with progress("starting") as step:
             result = job.run(settings, env=env, config_path=config, progress=step)
         table = Table(title=f"{settings.tracking.registered_model} v{result.registered.version}")
         table.add_column("metric")

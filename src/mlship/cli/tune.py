@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from mlship.cli.common import (
@@ -19,6 +18,7 @@ from mlship.cli.common import (
     guarded,
     load_settings,
     out,
+    progress,
 )
 
 
@@ -127,12 +127,7 @@ def _train(settings: Any, result: Any, env: str | None, config: Any) -> None:
 
     tags = {"mlship.tune_parent_run": result.parent_run_id, "mlship.tune_study": result.study_name}
     tuned = with_params(settings, result.params, **tags)
-    with console.status("training the tuned model", spinner="dots") as status:
-
-        def step(message: str) -> None:
-            console.log(message, markup=False, highlight=False)
-            status.update(escape(message))
-
+    with progress("training the tuned model") as step:
         trained = job.run(tuned, env=env, config_path=config, progress=step)
     table = Table(title=f"{trained.registered.name} v{trained.registered.version} (tuned)")
     table.add_column("metric")
