@@ -15,9 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import pandas as pd
 import pytest
 
 from mlship.scoring.predictor import Predictor
+from tests import venvs
 from tests.conftest import ROOT, run_cli, train_args
 from tests.services import HOST, free_port, http_ok, running
 
@@ -80,14 +79,8 @@ def _csv(name: str, trained: dict[str, Path]) -> Path:
 def plain_python(trained: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with only what the models' requirements.txt files list (xgboost's adds one)."""
     venv = tmp_path_factory.mktemp("plain-mlflow") / "venv"
-    uv = shutil.which("uv")
     requirements = [arg for m in trained.values() for arg in ("-r", str(m / "requirements.txt"))]
-    if uv:
-        subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True)
-        install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
-    else:  # pragma: no cover - CI has uv
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        install = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    install = venvs.install_command(venvs.create(venv, _clean_env()))
     done = subprocess.run(
         [*install, *requirements],
         capture_output=True, text=True, env=_clean_env(), timeout=900,

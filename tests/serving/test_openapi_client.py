@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests import venvs
 from tests.conftest import OJ_CSV, run_cli
 from tests.serving.live import JSON, Live, exchange, live_server
 
@@ -50,9 +50,8 @@ def _run(*command: str, cwd: Path | None = None, timeout: float = 600) -> str:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding only the pinned generator (and, later, the generated client)."""
     root = tmp_path_factory.mktemp("openapi-client") / "venv"
-    _run(sys.executable, "-m", "venv", str(root), timeout=120)
-    pip = ("--quiet", "--disable-pip-version-check")
-    _run(str(root / "bin" / "python"), "-m", "pip", "install", *pip, GENERATOR)
+    python = venvs.create(root, _env())
+    _run(*venvs.install_command(python), GENERATOR)
     return root
 
 
@@ -73,8 +72,7 @@ def generated(venv: Path, server: Live, tmp_path_factory: pytest.TempPathFactory
     _run(str(venv / "bin" / "openapi-python-client"), "generate", "--path", "spec.json",
          cwd=work)  # fmt: skip
     project = next(p for p in work.iterdir() if (p / PACKAGE).is_dir())
-    pip = ("--quiet", "--disable-pip-version-check")
-    _run(str(venv / "bin" / "python"), "-m", "pip", "install", *pip, str(project))
+    _run(*venvs.install_command(venv / "bin" / "python"), str(project))
     return project / PACKAGE
 
 

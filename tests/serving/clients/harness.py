@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests import venvs
 from tests.conftest import OJ_CSV, run_cli
 
 CLIENTS = ("tritonclient[http]==2.73.0", "kserve==0.21.0", "sagemaker-core==2.27.0")
@@ -88,11 +89,9 @@ def clients_python(tmp_path_factory: pytest.TempPathFactory, config: pytest.Conf
         return _VENV[CLIENTS]
     venv = tmp_path_factory.mktemp("clients") / "venv"
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
+    python = venvs.create(venv, client_env())
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *CLIENTS],
+        [*venvs.install_command(python), *CLIENTS],
         capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, env=client_env(),
     )  # fmt: skip
     assert install.returncode == 0, f"pip install {' '.join(CLIENTS)}:\n{install.stderr[-4000:]}"
