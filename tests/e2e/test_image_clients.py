@@ -163,3 +163,42 @@ def test_sagemaker_serializers(
 ) -> None:
     harness.check_sagemaker(sagemaker, reference)
     assert f":{SAGEMAKER_PORT}" in sagemaker_box.logs()  # it listened where it was told
+
+
+def test_a_client_generated_from_the_images_openapi_scores_like_mlship_predict(
+    box: Container, trained_oj: Path, tmp_path: Path
+) -> None:
+    """``openapi-python-client`` generates from the container's own ``/openapi.json``; the
+    generated package scores every OJ row through the container like ``mlship predict``."""
+    import json
+
+    import pandas as pd
+
+    from tests import venvs
+    from tests.conftest import OJ_CSV, run_cli
+    from tests.serving import test_openapi_client as generated_client
+
+    run = generated_client._run
+    python = venvs.create(tmp_path / "venv", generated_client._env())
+    run(*venvs.install_command(python), generated_client.GENERATOR)
+    (tmp_path / "spec.json").write_bytes(httpx.get(f"{box.url}/openapi.json").content)
+    run(str(python.with_name("openapi-python-client")), "generate", "--path", "spec.json",
+        cwd=tmp_path)  # fmt: skip
+    project = next(p for p in tmp_path.iterdir() if (p / generated_client.PACKAGE).is_dir())
+    run(*venvs.install_command(python), str(project))
+
+    frame = pd.read_csv(OJ_CSV).drop(columns=["Purchase", "STORE"])
+    rows = frame.assign(StoreID=frame["StoreID"].astype(str)).to_dict(orient="records")
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    reply = json.loads(run(str(python), str(generated_client.SCRIPT), box.url, "rows.json",
+                           cwd=tmp_path).strip().splitlines()[-1])  # fmt: skip
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "predicted.parquet"
+    done = run_cli("predict", "-m", str(trained_oj / "model"), "-i", str(tmp_path / "rows.csv"),
+                   "-o", str(out))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    predicted = pd.read_parquet(out)
+    assert reply["predictions"] == predicted["prediction"].tolist()
+    for cls in ("CH", "MM"):
+        ours = pd.Series([p[cls] for p in reply["probabilities"]])
+        assert (ours - predicted[f"proba_{cls}"]).abs().max() <= 1e-9, cls
