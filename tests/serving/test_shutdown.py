@@ -42,8 +42,15 @@ def small_body() -> bytes:
 
 
 def start_upload(live: Live, body: bytes) -> Any:
-    """A POST /score whose headers and first half are sent; the rest is up to the caller."""
+    """A POST /score whose headers and first half are sent; the rest is up to the caller.
+
+    The connection first answers a ``GET /ready``, so a worker has accepted it before the
+    signal: a connection still in the kernel's accept queue when the listening socket closes
+    is reset by the kernel, whatever the server does (the queue is the load balancer's side
+    of a drain: Kubernetes stops routing to a terminating pod).
+    """
     conn = live.connect(timeout=60)
+    assert exchange(conn, "GET", "/ready").status == 200
     conn.putrequest("POST", "/score")
     conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(len(body)))
