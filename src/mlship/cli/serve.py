@@ -11,6 +11,7 @@ connections, requests in flight finish within ``--grace-seconds``) and the exit 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -122,6 +123,18 @@ def serve(
         float | None,
         typer.Option(help="Most seconds before a logged row is in a file (default 60)."),
     ] = None,
+    drift: Annotated[
+        str | None,
+        typer.Option(
+            help="Live drift gauges in /metrics (PSI of recent rows against the model's "
+            "reference profile, null and unseen-category counters): auto (default: on when "
+            "the model dir has a profile), on (refuse to start without one), off.",
+        ),
+    ] = None,
+    drift_window: Annotated[
+        int | None,
+        typer.Option(min=10, help="Recent rows the drift gauges cover (default 1000)."),
+    ] = None,
 ) -> None:
     """Serve a saved model over HTTP: POST /score, /health, /ready, /metadata, /metrics.
 
@@ -133,14 +146,17 @@ def serve(
     flags = dict(locals())
 
     def body() -> None:
+        from mlship.monitoring.live import prepare
+
         settings = serve_settings(**flags)
         keys = check_api_keys(settings)
         logging_to = check_request_log(settings)
+        drift_note, drift_env = prepare(settings)  # --workers N: the folder they share
         # Pin math-library pools before numpy loads here or in a worker (measured: two
         # OpenMP workers with default threads fell from 65 to 1 request/s on 2 cores).
         for var in THREAD_VARIABLES:
             os.environ[var] = str(settings.threads)
-        os.environ.update(settings.to_env())
+        os.environ.update(settings.to_env() | drift_env)
         import uvicorn
 
         from mlship.serving.server import run
@@ -149,7 +165,8 @@ def serve(
         console.print(  # the model dir by name only: logs show no host paths
             f"serving model dir {settings.model_dir.name!r} on "
             f"http://{settings.host}:{settings.listen_port} "
-            f"({settings.workers} worker(s), {settings.threads} thread(s) each{auth}{logging_to})",
+            f"({settings.workers} worker(s), {settings.threads} thread(s) each{auth}"
+            f"{logging_to}{drift_note})",
             highlight=False,
         )
         config = uvicorn.Config(
@@ -164,7 +181,11 @@ def serve(
             log_level="info",
             timeout_graceful_shutdown=settings.grace_seconds,
         )
-        status = run(config)
+        try:
+            status = run(config)
+        finally:
+            for folder in drift_env.values():
+                shutil.rmtree(folder, ignore_errors=True)
         if status:
             raise typer.Exit(status)
 

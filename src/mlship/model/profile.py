@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from mlship.model import layout
 PROFILE_VERSION = 1
 KNOWN_VERSIONS = frozenset({1})
 MAX_PROFILE_BYTES = 1 << 20
+FLOOR = 1e-4  # the least share PSI counts with
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,17 @@ class NumericBins:
     edges: tuple[float, ...]
     shares: tuple[float, ...]
 
+    @property
+    def size(self) -> int:
+        return len(self.edges) + 1
+
+    def bin_of(self, values: np.ndarray) -> np.ndarray:
+        """Each value's bin (non-missing floats): the number of edges at or below it."""
+        return np.searchsorted(np.asarray(self.edges), values, side="right")
+
     def shares_of(self, values: np.ndarray) -> tuple[float, ...]:
         """The share of ``values`` (non-missing floats) in each bin."""
-        counts = np.bincount(
-            np.searchsorted(np.asarray(self.edges), values, side="right"),
-            minlength=len(self.edges) + 1,
-        )
-        return _normalise(counts)
+        return _normalise(np.bincount(self.bin_of(values), minlength=self.size))
 
     def to_json(self) -> dict[str, Any]:
         return {"edges": list(self.edges), "shares": list(self.shares)}
@@ -63,13 +69,25 @@ class CategoryBins:
     categories: dict[str, float]
     other: float
 
+    @property
+    def size(self) -> int:
+        return len(self.categories) + 1
+
+    def bin_of(self, values: np.ndarray | list[str]) -> np.ndarray:
+        """Each text's bin: the position of its category, or the last bin (other), vectorised
+        (a binary search of the sorted names, then one comparison a value)."""
+        texts = np.asarray(values, dtype=object)
+        if not self.categories or not len(texts):
+            return np.full(len(texts), len(self.categories), dtype=np.intp)
+        names = np.asarray(list(self.categories), dtype=object)
+        order = np.argsort(names, kind="stable")
+        ranked = names[order]
+        at = np.minimum(np.searchsorted(ranked, texts), len(ranked) - 1)
+        return np.where(ranked[at] == texts, order[at], len(ranked))
+
     def shares_of(self, values: list[str]) -> tuple[float, ...]:
         """The share of each known category in ``values``, then of the rest (``other``)."""
-        known = {name: i for i, name in enumerate(self.categories)}
-        counts = np.zeros(len(known) + 1)
-        for value in values:
-            counts[known.get(value, len(known))] += 1
-        return _normalise(counts)
+        return _normalise(np.bincount(self.bin_of(values), minlength=self.size))
 
     @property
     def shares(self) -> tuple[float, ...]:
@@ -129,6 +147,15 @@ class Profile:
             "features": {name: f.to_json() for name, f in self.features.items()},
             "prediction": self.prediction.to_json(),
         }
+
+
+def psi(reference: Sequence[float] | np.ndarray, batch: Sequence[float] | np.ndarray) -> float:
+    """Population stability index of ``batch`` shares against ``reference`` shares:
+    ``sum((batch - ref) * ln(batch / ref))``, shares floored at ``FLOOR`` so an empty bin is
+    finite. The one implementation: ``mlship monitor`` and the service's live gauges use it."""
+    ref = np.clip(np.asarray(reference, dtype=float), FLOOR, None)
+    got = np.clip(np.asarray(batch, dtype=float), FLOOR, None)
+    return float(np.sum((got - ref) * np.log(got / ref)))
 
 
 def quantile_bins(values: np.ndarray, count: int = 10) -> NumericBins:

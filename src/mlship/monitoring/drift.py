@@ -1,10 +1,10 @@
 """Drift of a batch against the reference profile: PSI on the profile's bins and a chi-square test.
 
 Each feature's batch values are counted in the bins the profile cut from the training part
-(``mlship.model.profile``). The population stability index,
-``sum((batch - ref) * ln(batch / ref))`` over the bins (shares floored at 1e-4 so an empty bin
-is finite), says how far the distribution moved: under 0.1 little, 0.1-0.2 some, over 0.2 a
-major shift. The chi-square goodness-of-fit test of the batch's bin counts against the
+(``mlship.model.profile``, whose ``psi`` the live gauges use too). The population stability
+index, ``sum((batch - ref) * ln(batch / ref))`` over the bins (shares floored at 1e-4 so an
+empty bin is finite), says how far the distribution moved: under 0.1 little, 0.1-0.2 some,
+over 0.2 a major shift. The chi-square goodness-of-fit test of the batch's bin counts against the
 profile's shares says whether the move could be sampling noise. A feature drifts when both
 agree: PSI above ``monitor.psi_threshold`` and a p-value below ``monitor.p_value``; a small
 batch's noisy PSI alone does not flag it, nor does a large batch's significant but tiny move.
@@ -20,16 +20,18 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from mlship.config import MonitorConfig
 from mlship.model.profile import (
+    FLOOR,
     CategoryBins,
     FeatureProfile,
     NumericBins,
     PredictionProfile,
     Profile,
+    psi,
 )
 from mlship.scoring.results import Prediction
 from mlship.training.profiling import category_values, numeric_values
 
-FLOOR = 1e-4
+__all__ = ["FLOOR", "Drift", "chi_square_p", "features_drift", "prediction_drift", "psi"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,6 @@ class Drift:
     rows: int
     null_rate: float = 0.0
     reference_null_rate: float = 0.0
-
-
-def psi(reference: tuple[float, ...], batch: tuple[float, ...]) -> float:
-    """Population stability index of ``batch`` shares against ``reference`` shares."""
-    ref = np.clip(np.asarray(reference, dtype=float), FLOOR, None)
-    got = np.clip(np.asarray(batch, dtype=float), FLOOR, None)
-    return float(np.sum((got - ref) * np.log(got / ref)))
 
 
 def chi_square_p(reference: tuple[float, ...], batch: tuple[float, ...], rows: int) -> float:

@@ -120,7 +120,7 @@ class Service:
                 result, decoded, columns = await run_in_threadpool(self.score_body, *work)
         except InputError as exc:
             return protocol.error(exc)
-        self.metrics.rows.inc(len(result.predictions))
+        self.metrics.scored(columns, result)  # rows, and the live drift window
         if self.request_log is not None:  # scored rows only
             self.request_log.record(rid, request.scope["path"], predictor, columns, result)
         return protocol.reply(result, predictor, decoded if decoded is not None else context)
@@ -184,6 +184,7 @@ class Service:
         return json_response(
             {
                 **asdict(predictor.info),
+                **predictor.decision,  # decision_threshold, decision_rule, positive_class
                 "signature": predictor.signature(),
                 "column_order": predictor.column_names,
                 "error_rows_start_at": ROWS_FROM,
@@ -231,7 +232,7 @@ def create_app(
     one unless given.
     """
     holder = ModelHolder(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings)  # with live drift when settings ask
     request_log = open_request_log(settings, metrics)  # each worker: its own writer and files
     service = Service(settings, holder, metrics, drain or Drain(), request_log)
 

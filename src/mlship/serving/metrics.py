@@ -5,9 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from mlship.monitoring.live import LiveDrift, open_live_drift
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlship.scoring.results import Prediction
+    from mlship.serving.settings import ServeSettings
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # Column names come from callers: the label set is capped, later names count as "other".
@@ -17,10 +25,17 @@ OTHER = "other"
 
 
 class Metrics:
-    """Series of one app (its own registry, so tests can build many apps in one process)."""
+    """Series of one app (its own registry, so tests can build many apps in one process).
 
-    def __init__(self) -> None:
+    With ``settings`` whose ``drift`` is not off, also the live drift series
+    (``mlship.monitoring.live``), which describe every worker of the server.
+    """
+
+    def __init__(self, settings: ServeSettings | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.drift: LiveDrift | None = None if settings is None else open_live_drift(settings)
+        if self.drift is not None:
+            self.registry.register(self.drift)
         self.requests = Counter(
             "mlship_requests",
             "HTTP requests by route and status.",
@@ -66,6 +81,12 @@ class Metrics:
             self.log_dropped.labels(reason)
         self._column_labels: set[str] = set()
         self._lock = threading.Lock()
+
+    def scored(self, columns: dict[str, np.ndarray], result: Prediction) -> None:
+        """Count a scored request's rows, and queue them for the live drift window."""
+        self.rows.inc(len(result.predictions))
+        if self.drift is not None:
+            self.drift.record(columns, result)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()

@@ -81,6 +81,17 @@ class ServeSettings(BaseSettings):
     log_rotate_seconds: float = Field(
         default=60, gt=0, description="Most seconds a logged row waits for its file."
     )
+    drift: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Live drift gauges in /metrics: auto (when the model dir has a reference "
+        "profile), on (refuse to start without one), off.",
+    )
+    drift_window: int = Field(
+        default=1000, ge=10, le=10_000_000, description="Recent rows the drift gauges cover."
+    )
+    drift_shared_dir: str | None = Field(
+        default=None, description="Set by mlship serve for --workers N: the workers' drift files."
+    )
     # The platforms' own variables (no prefix).
     platform_port: int | None = Field(
         default=None, validation_alias=AliasChoices("AIP_HTTP_PORT", "PORT"), exclude=True
