@@ -130,6 +130,28 @@ def test_skip_matches_the_local_engine_and_writes_rejects(
     assert rows["error"].tolist()[0] == "column 'PriceMM': expected a number, got 'abc'"
 
 
+def test_skip_counts_and_reports_a_malformed_line(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, predictor: Predictor, model_dir: Path
+) -> None:
+    lines = write_csv(oj, tmp_path / "clean.csv").read_text().splitlines()
+    lines[40] += ",extra"  # data row 39, line 41
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(lines) + "\n")
+    out, rejected = tmp_path / "scores", tmp_path / "rejected"
+    options = BatchOptions(
+        str(source), str(out), id_column="order_id", on_error="skip", rejected_uri=str(rejected)
+    )
+    result = spark_engine.score(spark, model_dir, options)
+    assert (result.scored, result.rejected) == (1069, 1)
+    width = len(oj.columns)
+    assert [(p.row, p.line) for p in result.problems] == [(39, 41)]
+    assert result.problems[0].error == f"malformed line (expected {width} fields, got {width + 1})"
+    local = local_scores(predictor, source, tmp_path, on_error="skip")
+    assert_same_scores(pd.read_parquet(out), local)
+    rows = pd.read_parquet(rejected)
+    assert rows["record"].tolist() == [lines[40]]
+
+
 def test_missing_column_is_a_named_error(
     spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, model_dir: Path
 ) -> None:
@@ -169,3 +191,29 @@ def test_split_positions_continue_across_batches() -> None:
     assert first.tolist() == [0, 1, 0, 1, 0]
     assert second.tolist() == [1, 0]
     assert seen == {("a", 0): 2, ("b", 0): 2, ("b", 64): 2, ("c", 0): 1}
+
+
+def test_a_failed_move_puts_the_previous_output_back(spark: SparkSession, tmp_path: Path) -> None:
+    from mlship.batch.hadoop import HadoopPath
+
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "part-0.parquet").write_bytes(b"previous run")
+    vanished = HadoopPath(spark, str(tmp_path / ".out.tmp-gone"))  # nothing to move: rename fails
+    with pytest.raises(Exception, match=r"does not exist|could not move"):  # Py4J or ours
+        HadoopPath(spark, str(output)).replace_with(vanished)
+    assert (output / "part-0.parquet").read_bytes() == b"previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing left aside
+
+
+def test_a_finished_move_replaces_the_previous_output(spark: SparkSession, tmp_path: Path) -> None:
+    from mlship.batch.hadoop import HadoopPath
+
+    output, staged = tmp_path / "out", tmp_path / ".out.tmp-1"
+    output.mkdir()
+    staged.mkdir()
+    (output / "part-0.parquet").write_bytes(b"previous run")
+    (staged / "part-0.parquet").write_bytes(b"this run")
+    HadoopPath(spark, str(output)).replace_with(HadoopPath(spark, str(staged)))
+    assert (output / "part-0.parquet").read_bytes() == b"this run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -16,7 +16,8 @@ class HadoopPath:
 
     def __init__(self, spark: SparkSession, uri: str) -> None:
         context: Any = spark.sparkContext
-        self.path = context._jvm.org.apache.hadoop.fs.Path(uri)
+        self._path_class = context._jvm.org.apache.hadoop.fs.Path
+        self.path = self._path_class(uri)
         self.fs = self.path.getFileSystem(context._jsc.hadoopConfiguration())
         self.uri = uri
 
@@ -34,13 +35,34 @@ class HadoopPath:
         return sorted(n for n in names if not n.startswith((".", "_")))
 
     def replace_with(self, staged: HadoopPath) -> None:
-        """Move ``staged`` to this path, removing what was here only once ``staged`` is whole."""
+        """Move ``staged`` to this path; what was here is removed only once ``staged`` is in.
+
+        The old output is first renamed aside (a rename, not a copy, on every Hadoop
+        filesystem that has one), so a move that fails puts it back instead of losing both.
+        """
         parent = self.path.getParent()
         if parent is not None and not self.fs.exists(parent):
             self.fs.mkdirs(parent)
-        self.delete()
-        if not self.fs.rename(staged.path, self.path):
-            raise DataError(f"output {self.uri!r}: could not move the finished output there")
+        aside = self._move_aside()
+        try:
+            if not self.fs.rename(staged.path, self.path):
+                raise DataError(f"output {self.uri!r}: could not move the finished output there")
+        except BaseException:
+            if aside is not None:
+                self.fs.rename(aside, self.path)
+            raise
+        if aside is not None:
+            self.fs.delete(aside, True)
+
+    def _move_aside(self) -> Any:
+        """Rename what is at this path to a hidden sibling; that sibling, or None if empty."""
+        if not self.fs.exists(self.path):
+            return None
+        name = f".{self.path.getName()}.old-{uuid.uuid4().hex[:8]}"
+        aside = self._path_class(self.path.getParent(), name)
+        if not self.fs.rename(self.path, aside):
+            raise DataError(f"output {self.uri!r}: could not move the previous output aside")
+        return aside
 
 
 def sibling(uri: str) -> str:

@@ -27,7 +27,14 @@ from mlship.batch.hadoop import HadoopPath, sibling
 from mlship.batch.options import BatchOptions, OnError
 from mlship.batch.reader import require_columns
 from mlship.batch.report import REPORTED, BadRowsError, BatchResult, Located
-from mlship.batch.spark_scorer import KEYS, output_type, scorer
+from mlship.batch.spark_scorer import (
+    KEYS,
+    MALFORMED,
+    Layout,
+    csv_separator,
+    output_type,
+    scorer,
+)
 from mlship.errors import DataError, MlshipError, ModelError
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code
@@ -106,17 +113,27 @@ def _format(spark: SparkSession, uri: str) -> str:
 
 
 def _read(spark: SparkSession, uri: str, fmt: str, on_error: OnError) -> DataFrame:
+    """The input; under ``skip`` a CSV line with the wrong number of fields is kept, its text
+    in ``MALFORMED``, so the scorer reports it like any bad row (``DROPMALFORMED`` would drop
+    it without a count)."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
     with _spark_errors(f"reading {uri}"):
-        if fmt == "csv":
-            return spark.read.csv(
-                uri,
-                header=True,
-                inferSchema=False,
-                escape='"',
-                sep="\t" if uri.lower().endswith(".tsv") else ",",
-                mode="FAILFAST" if on_error == "fail" else "DROPMALFORMED",
-            )
-        return spark.read.parquet(uri)
+        if fmt != "csv":
+            return spark.read.parquet(uri)
+        options: dict[str, Any] = {
+            "header": True,
+            "inferSchema": False,
+            "escape": '"',
+            "sep": csv_separator(uri),
+        }
+        if on_error == "fail":
+            return spark.read.csv(uri, mode="FAILFAST", **options)
+        names = spark.read.csv(uri, **options).columns  # the header: every field as text
+        schema = StructType([StructField(n, StringType()) for n in [*names, MALFORMED]])
+        return spark.read.csv(
+            uri, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=MALFORMED, **options
+        )
 
 
 def _ship_model(spark: SparkSession, model_dir: Path) -> str:
@@ -160,14 +177,18 @@ def _scored(
     frame = _read(spark, options.input_uri, fmt, options.on_error)
     columns = options.needed_columns(predictor.column_names)
     require_columns(f"input {options.input_uri!r}", list(frame.columns), columns)
+    marked = [sf.col(MALFORMED)] if MALFORMED in frame.columns else []
     selected = frame.select(
         *[sf.col(f"`{c}`") for c in columns],
+        *marked,
         sf.col("_metadata.file_path").alias("_file"),
         sf.col("_metadata.file_block_start").alias("_block"),
     )
     name = _ship_model(spark, model_dir)
     result_type = output_type(predictor, frame.schema, options.id_column)
-    partition_scorer = scorer(name, columns, options.id_column, fmt == "csv")
+    line_shape = (len(frame.columns) - 1, csv_separator(options.input_uri)) if marked else None
+    layout = Layout(columns, options.id_column, fmt == "csv", line_shape)
+    partition_scorer = scorer(name, layout)
     return selected.mapInPandas(partition_scorer, result_type), result_type
 
 
@@ -225,12 +246,33 @@ def _commit(spark: SparkSession, targets: list[tuple[DataFrame, str]]) -> None:
 
 def score(spark: SparkSession, model_dir: Path, options: BatchOptions) -> BatchResult:
     """Score ``options.input_uri`` into ``options.output_uri`` (a directory of parts)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as sf
-
     predictor = Predictor.load(model_dir)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.batch_rows))
     fmt = _format(spark, options.input_uri)
+    with _every_field_parsed(spark, fmt == "csv" and options.on_error == "skip"):
+        return _score(spark, predictor, model_dir, options, fmt)
+
+
+@contextlib.contextmanager
+def _every_field_parsed(spark: SparkSession, wanted: bool) -> Iterator[None]:
+    """CSV column pruning parses only the selected fields and then cannot see a line with
+    too many or too few of them: off while this job runs, so malformed lines are caught."""
+    key = "spark.sql.csv.parser.columnPruning.enabled"
+    before = spark.conf.get(key, "true") or "true"
+    if wanted:
+        spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, before)
+
+
+def _score(
+    spark: SparkSession, predictor: Predictor, model_dir: Path, options: BatchOptions, fmt: str
+) -> BatchResult:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as sf
+
     text = fmt == "csv"
     lazy, result_type = _scored(spark, predictor, model_dir, options, fmt)
     scored = lazy.persist(StorageLevel.DISK_ONLY)
