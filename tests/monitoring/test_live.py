@@ -78,6 +78,8 @@ def test_slots_bin_as_the_profile_bins() -> None:
     # 7 and 7.0 are store "7", as the model reads them; 3 is unseen (other); None missing
     texts = np.array(["1", 7, 7.0, "3", None], dtype=object)
     assert (store.slots(texts) - store.offset).tolist() == [0, 1, 1, 2, 3]
+    integers = np.array([7, 1, 3, -1], dtype=object)  # JSON numbers: looked up as numbers
+    assert (store.slots(integers) - store.offset).tolist() == [1, 0, 2, 2]
     assert [t.name for t in tracked] == ["price", "store", "prediction", "proba_CH", "proba_MM"]
 
 

@@ -37,11 +37,10 @@ from mlship.model.profile import CategoryBins, Profile, psi, read_profile
 from mlship.monitoring.window import (
     BLOCKS,
     PREFIX,
+    Layout,
     Neighbours,
     Pending,
     Ring,
-    distributions,
-    slots,
 )
 
 if TYPE_CHECKING:
@@ -70,11 +69,11 @@ class LiveDrift:
     """One worker's window, and the Prometheus collector of the server's drift series."""
 
     def __init__(self, profile: Profile, window: int = 1000, shared: Path | None = None) -> None:
-        self.tracked = distributions(profile)
+        self.layout = Layout(profile)
+        self.tracked = self.layout.tracked
         self.features = [t for t in self.tracked if t.feature]
-        width = self.tracked[-1].null + 1
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}.npy"
-        self.ring = Ring(width, window, None if shared is None else shared / name)
+        self.ring = Ring(self.layout.width, window, None if shared is None else shared / name)
         self.neighbours = None if shared is None else Neighbours(shared, self.ring)
         self.failed_rows = 0
         self._pending: Pending = []
@@ -101,7 +100,7 @@ class LiveDrift:
             if not pending:
                 return
             try:
-                self.ring.add(slots(self.tracked, pending))
+                self.ring.add(self.layout.slots(pending))
             except Exception:  # drift must never fail a request
                 if not self.failed_rows:
                     log.exception("live drift: rows could not be counted")

@@ -10,13 +10,14 @@ them with one ``bincount`` a block.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -45,10 +46,22 @@ class Tracked:
     def null(self) -> int:
         return self.offset + self.bins.size
 
+    @functools.cached_property
+    def integers(self) -> dict[int, int]:
+        """The bins of categories spelled as integers, by number (7 is category "7")."""
+        names = self.bins.categories if isinstance(self.bins, CategoryBins) else {}
+        return {
+            int(n): i for i, n in enumerate(names) if n.lstrip("-").isdigit() and str(int(n)) == n
+        }
+
     def slots(self, values: np.ndarray) -> np.ndarray:
         """Each value's slot: its bin's, or the null slot when missing (as validation reads
         values: ``None``, NaN and the empty string are missing)."""
         if isinstance(self.bins, CategoryBins):
+            cells = values.tolist()
+            if set(map(type, cells)) <= {int}:  # JSON integers (a store id): no text needed
+                found = map(self.integers.get, cells, itertools.repeat(self.bins.size - 1))
+                return self.offset + np.fromiter(found, dtype=np.intp, count=len(cells))
             text = to_categorical(values)[0]
             missing = text == MISSING_CATEGORY
             return np.where(missing, self.null, self.offset + self.bins.bin_of(text))
@@ -76,30 +89,66 @@ def distributions(profile: Profile) -> list[Tracked]:
     return found
 
 
-def slots(tracked: list[Tracked], pending: Pending) -> np.ndarray:
-    """One slot index per row (rows) and distribution (columns) for queued requests."""
-    results = [r for _, r in pending]
-    counts = [len(r.predictions) for r in results]
-    out = np.empty((sum(counts), len(tracked)), dtype=np.intp)
-    labels = list(itertools.chain.from_iterable(r.predictions for r in results))
-    given = [r.probabilities for r in results if r.probabilities is not None]
-    proba = np.concatenate(given) if given and len(given) == len(results) else None
-    position = {str(c): i for i, c in enumerate(results[0].classes)}
-    for j, t in enumerate(tracked):
-        if t.feature:  # a column the request did not carry counts as missing
-            parts = [c[t.name] if t.name in c else np.full(n, None)
-                     for (c, _), n in zip(pending, counts, strict=True)]  # fmt: skip
-            mixed = len({p.dtype for p in parts}) > 1  # 7.0 and "7": each as it was sent
-            values = np.concatenate(parts, dtype=object if mixed else None)
-        elif t.name == "prediction":
-            kind = object if isinstance(t.bins, CategoryBins) else np.float64
-            values = np.asarray(labels, dtype=kind)
-        elif proba is not None and t.name.removeprefix("proba_") in position:
-            values = proba[:, position[t.name.removeprefix("proba_")]]
-        else:
-            values = np.full(len(out), np.nan)
-        out[:, j] = t.slots(values)
-    return out
+def column(pending: Pending, name: str) -> np.ndarray:
+    """One feature's cells of every queued request, in one array."""
+    parts = [columns[name] for columns, _ in pending]
+    values = np.concatenate(parts)
+    if values.dtype.kind in "US":  # numbers and text mixed: keep each cell as it was sent
+        values = np.concatenate(parts, dtype=object)
+    return values
+
+
+class Layout:
+    """The distributions watched; the numeric features of a batch are converted as one block
+    (one ``astype`` for all of them) and binned a feature at a time (``bin_of``)."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.tracked = distributions(profile)
+        self.width = self.tracked[-1].null + 1
+        self.numeric = [j for j, t in enumerate(self.tracked)
+                        if t.feature and isinstance(t.bins, NumericBins)]  # fmt: skip
+        self.bins = [cast(NumericBins, self.tracked[j].bins) for j in self.numeric]
+        self.offsets = np.array([self.tracked[j].offset for j in self.numeric], dtype=np.intp)
+        self.nulls = np.array([self.tracked[j].null for j in self.numeric], dtype=np.intp)
+
+    def numeric_slots(self, raw: list[np.ndarray]) -> np.ndarray:
+        """(rows, numeric features) slots; one conversion when every cell allows it (scored
+        rows hold numbers, numeric text or missing values), else column by column."""
+        try:
+            block = np.stack(raw).astype(np.float64)  # (features, rows): each row contiguous
+        except (TypeError, ValueError):  # None, "" (missing): the per-column rules
+            block = np.stack([to_numeric(values)[0] for values in raw])
+        bins = np.stack([self.bins[k].bin_of(values) for k, values in enumerate(block)], axis=1)
+        return np.where(np.isfinite(block.T), self.offsets + bins, self.nulls)
+
+    def slots(self, pending: Pending) -> np.ndarray:
+        """One slot index per row (rows) and distribution (columns) for queued requests."""
+        tracked, numeric = self.tracked, self.numeric
+        results = [r for _, r in pending]
+        rows = sum(len(r.predictions) for r in results)
+        out = np.empty((rows, len(tracked)), dtype=np.intp)
+        if numeric:
+            out[:, numeric] = self.numeric_slots(
+                [column(pending, tracked[j].name) for j in numeric]
+            )
+        labels = list(itertools.chain.from_iterable(r.predictions for r in results))
+        given = [r.probabilities for r in results if r.probabilities is not None]
+        proba = np.concatenate(given) if given and len(given) == len(results) else None
+        position = {str(c): i for i, c in enumerate(results[0].classes)}
+        for j, t in enumerate(tracked):
+            if t.feature:
+                if j in numeric:
+                    continue
+                values = column(pending, t.name)
+            elif t.name == "prediction":
+                kind = object if isinstance(t.bins, CategoryBins) else np.float64
+                values = np.asarray(labels, dtype=kind)
+            elif proba is not None and t.name.removeprefix("proba_") in position:
+                values = proba[:, position[t.name.removeprefix("proba_")]]
+            else:
+                values = np.full(rows, np.nan)
+            out[:, j] = t.slots(values)
+        return out
 
 
 class Ring:
