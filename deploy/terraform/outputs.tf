@@ -47,3 +47,18 @@ output "vm_scorer_address" {
   description = "With vm_enabled: internal load-balancer address of the scorer VMs (http://<this>:8888)."
   value       = one(google_compute_forwarding_rule.scorer[*].ip_address)
 }
+
+output "request_log_uri" {
+  description = "Where the scorer logs requests (MLSHIP_LOG_REQUESTS) and monitor.yml reads them (GitHub variable REQUEST_LOG_URI)."
+  value       = local.request_log_uri
+}
+
+output "monitor_workload_identity_provider" {
+  description = "For monitor.yml: GCP_WIF_PROVIDER in the <env>-monitor GitHub Environment."
+  value       = google_iam_workload_identity_pool_provider.github_monitor.name
+}
+
+output "monitor_service_account" {
+  description = "For monitor.yml: GCP_MONITOR_SA in the <env>-monitor GitHub Environment."
+  value       = google_service_account.monitor.email
+}

@@ -101,6 +101,14 @@ resource "google_cloud_run_v2_service" "scorer" {
         name  = "MLSHIP_GRACE_SECONDS"
         value = "8"
       }
+      # Request logging to the requests bucket (monitoring.tf), when request_log_sample_rate > 0.
+      dynamic "env" {
+        for_each = local.request_log_env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
       resources {
         limits = {
           cpu    = var.scorer_cpu

@@ -157,3 +157,22 @@ variable "vm_caller_ranges" {
   type        = list(string)
   default     = ["10.10.0.0/16"]
 }
+
+# --- monitoring (monitoring.tf) --------------------------------------------------------------
+
+variable "request_log_sample_rate" {
+  description = "Share of scored requests the Cloud Run scorer logs to the requests bucket (0: off). Needs a scorer image with pyarrow and gcsfs (docs/monitoring.md)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.request_log_sample_rate >= 0 && var.request_log_sample_rate <= 1
+    error_message = "request_log_sample_rate must be between 0 and 1."
+  }
+}
+
+variable "request_log_retention_days" {
+  description = "Days a logged request file is kept in the requests bucket."
+  type        = number
+  default     = 90
+}

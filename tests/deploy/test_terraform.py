@@ -143,3 +143,26 @@ def test_scorer_drains_within_cloud_runs_sigterm_budget() -> None:
     container = resources("google_cloud_run_v2_service")["scorer"]["template"][0]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert 0 < int(env["MLSHIP_GRACE_SECONDS"]) <= 8
+
+
+def test_request_log_bucket_is_written_by_the_scorer_and_read_by_the_monitor_only() -> None:
+    members = resources("google_storage_bucket_iam_member")
+    on_requests = {n: b for n, b in members.items() if "requests" in b["bucket"]}
+    assert {b["role"]: b["member"] for b in on_requests.values()} == {
+        "roles/storage.objectCreator": "${google_service_account.scorer.member}",
+        "roles/storage.objectViewer": "${google_service_account.monitor.member}",
+    }
+    rule = resources("google_storage_bucket")["requests"]["lifecycle_rule"][0]
+    assert rule["condition"][0]["age"] == "${var.request_log_retention_days}"
+
+
+def test_the_monitor_pool_trusts_its_own_environment_and_account_only() -> None:
+    provider = resources("google_iam_workload_identity_pool_provider")["github_monitor"]
+    condition = provider["attribute_condition"]
+    assert "repo:${var.github_repository}:environment:${var.env}-monitor'" in condition
+    bindings = resources("google_service_account_iam_member")
+    monitor = bindings["github_impersonates_monitor"]
+    assert "github_monitor.name" in monitor["member"]
+    assert monitor["service_account_id"] == "${google_service_account.monitor.name}"
+    # the deployer stays reachable from the reviewed pool only
+    assert "github_monitor" not in bindings["github_impersonates_deployer"]["member"]

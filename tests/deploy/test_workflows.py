@@ -15,7 +15,9 @@ import yaml
 
 from tests.deploy.tools import ROOT, WORKFLOWS, need_tool, run
 
-NAMES = ["ci.yml", "train.yml", "cd.yml", "deploy-env.yml"]
+NAMES = ["ci.yml", "train.yml", "cd.yml", "deploy-env.yml", "monitor.yml"]
+# The monitoring workflow runs daily without reviewers, as its own read-only account.
+SERVICE_ACCOUNT = {"monitor.yml": "${{ vars.GCP_MONITOR_SA }}"}
 
 
 @cache
@@ -66,16 +68,17 @@ def test_google_auth_is_keyless_everywhere() -> None:
     text = "\n".join((WORKFLOWS / n).read_text() for n in NAMES)
     assert "credentials_json" not in text and "GOOGLE_APPLICATION_CREDENTIALS" not in text
     auth = [
-        s
+        (n, s)
         for n in NAMES
         for s in steps(n)
         if s.get("uses", "").startswith("google-github-actions/auth@")
     ]
     assert auth, "no google-github-actions/auth step"
-    for step in auth:
+    for name, step in auth:
         assert step["with"]["workload_identity_provider"] == "${{ vars.GCP_WIF_PROVIDER }}"
-        assert step["with"]["service_account"] == "${{ vars.GCP_DEPLOYER_SA }}"
-    for name in ("train.yml", "cd.yml", "deploy-env.yml"):
+        wanted = SERVICE_ACCOUNT.get(name, "${{ vars.GCP_DEPLOYER_SA }}")
+        assert step["with"]["service_account"] == wanted, name
+    for name in ("train.yml", "cd.yml", "deploy-env.yml", "monitor.yml"):
         assert workflow(name)["permissions"]["id-token"] == "write", name
 
 
@@ -111,3 +114,20 @@ def test_cd_promotes_dev_test_prod_in_order_and_can_roll_back() -> None:
     assert "deploy/ci/smoke_test.py" in runs
     assert 'docker push "${REGISTRY}/${MODEL_NAME}:${tag}"' in runs
     assert "@${digest}" in runs, "deploys must be by digest"
+
+
+def test_monitor_runs_daily_and_dispatches_training_on_drift() -> None:
+    flow = workflow("monitor.yml")
+    assert flow["on"]["schedule"] and flow["on"]["workflow_dispatch"]
+    assert flow["permissions"]["actions"] == "write"  # gh workflow run
+    job = flow["jobs"]["monitor"]
+    # Not the deployer's environment (prod: reviewers, deploy rights): its own, read-only.
+    assert job["environment"] == "${{ inputs.env || 'prod' }}-monitor"
+    runs = "\n".join(s.get("run", "") for s in job["steps"])
+    assert "uv run mlship monitor" in runs and "--fail-on-drift" in runs
+    assert "requests-${day}T*.parquet" in runs  # the request log's file names, one UTC day
+    assert "2) drift=true" in runs
+    retrain = next(s for s in job["steps"] if "train.yml" in s.get("run", ""))
+    assert retrain["if"] == "steps.monitor.outputs.drift == 'true'"
+    assert 'gh workflow run train.yml --ref "$GITHUB_REF_NAME" -f env="$ENV_NAME"' in retrain["run"]
+    assert "env" in workflow("train.yml")["on"]["workflow_dispatch"]["inputs"]
