@@ -43,7 +43,7 @@ def test_a_legacy_dir_is_format_0_and_scores_as_mlship_0_1_did() -> None:
         assert gap <= 1e-12
 
 
-@pytest.mark.parametrize("version", [3, 99, "1", None, -1])
+@pytest.mark.parametrize("version", [4, 99, "1", None, -1])
 def test_an_unknown_format_version_is_refused_in_one_line(tmp_path: Path, version: object) -> None:
     model = copy_legacy(tmp_path)
     info = json.loads((model / layout.INFO).read_text())
@@ -60,11 +60,11 @@ def test_the_current_format_is_accepted(tmp_path: Path) -> None:
     info = json.loads((model / layout.INFO).read_text())
     stamped = {**info, "format_version": layout.FORMAT_VERSION, "mlship_version": __version__}
     (model / layout.INFO).write_text(json.dumps(stamped))
-    with pytest.raises(ModelError, match="no manifest"):  # formats 1 and 2 carry one
+    with pytest.raises(ModelError, match="no manifest"):  # formats 1 and later carry one
         SavedModel.open(model)
     write_manifest(model, name=info["name"], version=info["version"], run_id=info["run_id"])
     saved = SavedModel.open(model)
-    assert (saved.info.format_version, saved.info.mlship_version) == (2, __version__)
+    assert (saved.info.format_version, saved.info.mlship_version) == (3, __version__)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ def train(
             f"{result.registered.name} v{result.registered.version} (@{settings.tracking.alias})",
         )
         summary.add_row("model dir", str(result.model_dir))
+        if result.decision:  # classifiers: argmax, or the threshold and how it was chosen
+            summary.add_row("labels", result.decision)
         summary.add_row("tracking", result.tracking_uri)
         used = result.rows_train + result.rows_test
         summary.add_row(

@@ -10,7 +10,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from mlship.config.decision import DecisionConfig, check_calibration, check_decision
 
 DEFAULT_CONFIG = Path("configs/base.yaml")
 DEFAULT_ENV_DIR = Path("configs/env")
@@ -134,6 +136,15 @@ class ModelConfig(_Strict):
         "across a Dask cluster; model.name must be lightgbm). The saved model is the same kind.",
     )
     dask: DaskConfig = Field(default_factory=DaskConfig, description="model.engine dask only.")
+    calibration: Literal["none", "sigmoid", "isotonic"] = Field(
+        default="none",
+        description="Classifiers: wrap the estimator in scikit-learn's CalibratedClassifierCV "
+        "(sigmoid: Platt scaling; isotonic: a monotone step fit), cross-validated on the "
+        "training part only. none: the estimator's own probabilities.",
+    )
+    calibration_folds: int = Field(
+        default=5, ge=2, description="model.calibration only: CalibratedClassifierCV's folds."
+    )
 
     @model_validator(mode="after")
     def _engine(self) -> ModelConfig:
@@ -141,6 +152,8 @@ class ModelConfig(_Strict):
             raise ValueError(
                 f"model.engine dask trains lightgbm only (model.name is {self.name!r})"
             )
+        if self.engine == "dask" and self.calibration != "none":
+            raise ValueError("model.calibration needs model.engine local (dask fits one model)")
         return self
 
     def chosen_params(self) -> dict[str, Any]:
@@ -263,7 +276,21 @@ class Settings(_Strict):
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     tracking: TrackingConfig
     output: OutputConfig
+
+    # Field validators see the fields declared before theirs: ``task`` is first.
+    @field_validator("model")
+    @classmethod
+    def _calibrated_classifier(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        check_calibration(model.calibration, info.data.get("task"))
+        return model
+
+    @field_validator("decision")
+    @classmethod
+    def _binary_decision(cls, decision: DecisionConfig, info: ValidationInfo) -> DecisionConfig:
+        check_decision(decision, info.data.get("task"), info.data.get("model"))
+        return decision

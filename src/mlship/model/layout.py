@@ -23,12 +23,15 @@ Format history: 0 -- dirs written before the format was versioned (no ``format_v
 ``code/`` (plain MLflow's loader) and a signature of ``any`` columns, each column's role read
 from the metadata. Format 2 is a new number because a reader of 1 takes roles from the
 signature's types and would read every column as a category; it refuses the dir in one line.
+3 -- a binary classifier's metadata may carry ``decision_threshold`` (label ``positive_class``
+iff its probability is at least that); a reader of 2 would ignore it and label by argmax, so
+it refuses the dir. Dirs of 0-2 have no threshold: their labels stay the most probable class.
 """
 
 from __future__ import annotations
 
-FORMAT_VERSION = 2
-KNOWN_FORMATS = frozenset({0, 1, 2})
+FORMAT_VERSION = 3
+KNOWN_FORMATS = frozenset({0, 1, 2, 3})
 
 MLMODEL = "MLmodel"
 INFO = "mlship.json"

@@ -52,6 +52,8 @@ class ModelInfo:
     mlship_version: str = ""
     ignored_columns: list[str] = field(default_factory=list)
     manifest_sha256: str = ""
+    # Binary classifiers (format 3): positive_class iff P(positive_class) >= this; None: argmax.
+    decision_threshold: float | None = None
 
 
 def check_runtime(name: str) -> Runtime:
@@ -106,6 +108,7 @@ class SavedModel:
             mlship_version=str(extra.get("mlship_version", "")),
             ignored_columns=[str(c) for c in meta.get("ignored") or []],
             manifest_sha256=verified.sha256 if verified else "",
+            decision_threshold=_threshold(root, meta),
         )
         return cls(root, columns, info, spec["flavors"]["sklearn"], read_parity(root))
 
@@ -201,6 +204,25 @@ def _columns(inputs: list[dict[str, Any]], meta: dict[str, Any]) -> list[Column]
         return "numeric" if typed else "categorical"
 
     return [Column(item["name"], kind(item), item["name"] in nullable) for item in inputs]
+
+
+def _threshold(root: Path, meta: dict[str, Any]) -> float | None:
+    """``decision_threshold`` (format 3): a number in (0, 1) of a binary classifier, or None.
+
+    Older dirs have none: their labels are the most probable class, as they always were.
+    """
+    value = meta.get("decision_threshold")
+    if value is None:
+        return None
+    where = f"{root}/{layout.MLMODEL} metadata decision_threshold {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ModelError(f"{where}: not a number in (0, 1)")
+    classes = meta.get("classes") or []
+    if meta.get("task", "classification") != "classification" or len(classes) != 2:
+        raise ModelError(f"{where}: only a binary classifier has a threshold")
+    if meta.get("positive_class") not in classes:
+        raise ModelError(f"{where}: positive_class {meta.get('positive_class')!r} is not a class")
+    return float(value)
 
 
 def is_model_dir(path: Path) -> bool:

@@ -9,7 +9,7 @@ from mlship.registry.models import resolve_version, run_metrics
 from mlship.registry.tracking import client
 
 # Metrics where smaller is better.
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
 
 
 @dataclass(frozen=True)

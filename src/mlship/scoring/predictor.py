@@ -32,7 +32,7 @@ from mlship.scoring.columns import (
     to_numeric,
 )
 from mlship.scoring.problems import Code, InputError, Problem
-from mlship.scoring.results import Prediction
+from mlship.scoring.results import Prediction, label_indices, positive_index
 from mlship.scoring.verdicts import Scored, Validated
 
 if TYPE_CHECKING:
@@ -65,6 +65,16 @@ class Predictor:
         self._nullable = {c.name for c in columns if c.nullable}
         self._position = {name: i for i, name in enumerate(self.column_names)}
         self.is_classifier = info.task == "classification"
+        # Binary classifiers: the threshold on P(positive_class); None labels by argmax.
+        binary = self.is_classifier and len(info.classes) == 2
+        self._positive = positive_index(info.classes, info.positive_class) if binary else None
+        self.threshold = info.decision_threshold if binary else None
+        # For /metadata: the threshold in force (0.5 is argmax's), the rule, the positive class.
+        self.decision = {
+            "decision_threshold": (self.threshold or 0.5) if binary else None,
+            "decision_rule": "threshold" if self.threshold is not None else "argmax",
+            "positive_class": info.classes[self._positive or 0] if binary else info.positive_class,
+        }
 
     @property
     def runtime(self) -> str:
@@ -263,6 +273,7 @@ class Predictor:
         if self.is_classifier:
             proba = self.backend.probabilities(columns)
             classes = self.info.classes
-            labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].tolist()
+            chosen = label_indices(proba, self._positive, self.threshold)
+            labels = np.asarray(classes, dtype=object)[chosen].tolist()
             return Prediction(labels, proba, classes)
         return Prediction(self.backend.values(columns).tolist(), None, [])

@@ -5,8 +5,9 @@ the module named by the dir's ``python_function`` ``loader_module``. Training wr
 this file there as ``code/mlship_pyfunc.py`` and a copy of ``mlship/scoring/columns.py`` as
 ``code/mlship_columns.py``, so plain MLflow coerces every value with mlship's own rules (a
 ``StoreID`` of ``7``, ``7.0`` or ``"7"`` is category ``"7"``; integer columns are numbers) and
-answers what mlship answers: the label and, for classifiers, one ``proba_<class>`` column per
-class. A value mlship rejects, plain MLflow rejects too, naming the row (0-based) and column.
+answers what mlship answers: the label (at the model's ``decision_threshold``, if it has one)
+and, for classifiers, one ``proba_<class>`` column per class. A value mlship rejects, plain
+MLflow rejects too, naming the row (0-based) and column.
 
 This module needs numpy, pandas, PyYAML and the pickled pipeline's libraries, nothing of
 mlship (an XGBoost classifier's label wrapper is shipped too, as ``code/mlship_xgboost.py``).
@@ -90,6 +91,11 @@ class MlshipModel:
         self.nullable = set(metadata.get("nullable") or [])
         self.classes = [str(c) for c in metadata.get("classes") or []]
         self.is_classifier = metadata.get("task", "classification") == "classification"
+        # mlship's rule (``mlship.scoring.results.label_indices``): a binary classifier with a
+        # threshold labels positive_class iff P(positive_class) >= it; else argmax.
+        threshold = metadata.get("decision_threshold")
+        self.threshold = None if threshold is None else float(threshold)
+        self.positive = metadata.get("positive_class")
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:  # noqa: ARG002
         """A DataFrame of ``prediction`` (and ``proba_<class>`` per class) for ``model_input``."""
@@ -103,7 +109,11 @@ class MlshipModel:
             return out
         proba = np.asarray(self.estimator.predict_proba(features), dtype=np.float64)
         classes = self.classes or [str(c) for c in self.estimator.classes_]
-        out["prediction"] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+        chosen = proba.argmax(axis=1)
+        if self.threshold is not None and len(classes) == 2:
+            positive = classes.index(self.positive) if self.positive in classes else 1
+            chosen = np.where(proba[:, positive] >= self.threshold, positive, 1 - positive)
+        out["prediction"] = np.asarray(classes, dtype=object)[chosen]
         for i, label in enumerate(classes):
             out[f"proba_{label}"] = proba[:, i]
         return out

@@ -59,3 +59,20 @@ class Prediction:
             for i, label in enumerate(self.classes):
                 out[f"{PROBA_PREFIX}{label}"] = self.probabilities[:, i]
         return out
+
+
+def positive_index(classes: list[str], positive: str | None) -> int:
+    """The column of the positive class: ``positive_class``, else the second class."""
+    return classes.index(positive) if positive in classes else 1
+
+
+def label_indices(proba: np.ndarray, positive: int | None, threshold: float | None) -> np.ndarray:
+    """Each row's class: with a threshold (binary), ``positive`` iff P(positive) >= threshold,
+    else the other class; without one, the most probable class (ties go to the first).
+
+    Argmax and a threshold of 0.5 differ only where P(positive) is exactly 0.5: argmax gives
+    the first class, the threshold the positive one. A model without a threshold keeps argmax.
+    """
+    if threshold is None or positive is None:
+        return np.asarray(proba.argmax(axis=1))
+    return np.where(proba[:, positive] >= threshold, positive, 1 - positive)

@@ -162,6 +162,23 @@ def metadata_schema() -> Schema:
             "run_id": TEXT,
             "task": TEXT,
             "classes": {"type": "array", "items": TEXT},
+            "positive_class": {
+                "type": ["string", "null"],
+                "description": "Binary classifiers: the class decision_threshold is on.",
+            },
+            "decision_threshold": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "exclusiveMaximum": 1,
+                "description": "Binary classifiers: a row is positive_class iff its probability "
+                "is >= this (0.5 under argmax); null for other models.",
+            },
+            "decision_rule": {
+                "type": "string",
+                "enum": ["argmax", "threshold"],
+                "description": "argmax: the most probable class (ties to the first); "
+                "threshold: the rule above.",
+            },
             "signature": {"type": "array", "items": column},
             "column_order": {"type": "array", "items": TEXT},
             "error_rows_start_at": {"type": "integer", "enum": [ROWS_FROM]},

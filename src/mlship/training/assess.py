@@ -108,7 +108,11 @@ def score(predictor: Predictor, frame: pd.DataFrame) -> dict[str, float]:
         raise DataError(f"data: rows the model cannot score: {exc}") from None
     if predictor.is_classifier:
         proba = np.asarray(prediction.probabilities, dtype=float)
-        return classification_metrics(truth, proba, list(info.classes), info.positive_class)
+        # At the model's decision threshold (and at 0.5), as its labels are made.
+        threshold = predictor.threshold
+        return classification_metrics(
+            truth, proba, list(info.classes), info.positive_class, threshold
+        )
     return regression_metrics(truth, np.asarray(prediction.predictions, dtype=float))
 
 

@@ -10,6 +10,7 @@ recorded as a failed report and the model keeps serving with scikit-learn.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from mlship.config import Task
 from mlship.model import layout
 from mlship.model.parity import ParityReport
 from mlship.training import forest_onnx
+from mlship.training.calibration import onnx_unsupported
 from mlship.training.pipeline import REGISTRY
 
 # The contract (README "Two runtimes"): probabilities within 1e-6 and no label changes; values
@@ -168,15 +170,20 @@ def value_tolerance(model: Any) -> float:
     return VALUE_TOLERANCE
 
 
-def compile_onnx(
+def compile_onnx(  # noqa: PLR0913 - the labelling rule rides along, keyword-only
     model: Any,
     numeric: list[str],
     categorical: list[str],
     task: Task,
     check_rows: pd.DataFrame,
     out_dir: Path,
+    *,
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ParityReport:
-    """Write ``model.onnx`` (if it converts) and ``onnx_parity.json`` into ``out_dir``."""
+    """Write ``model.onnx`` (if it converts) and ``onnx_parity.json`` into ``out_dir``.
+
+    ``decide`` turns probabilities into label indices (a decision threshold); default argmax.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     versions: dict[str, Any] = {
         "onnxruntime": _version("onnxruntime"),
@@ -185,6 +192,9 @@ def compile_onnx(
     rows = len(check_rows)
     start = time.perf_counter()
     try:
+        blocked = onnx_unsupported(model)  # a calibrated model no converter matches
+        if blocked:
+            raise NotImplementedError(blocked)
         graph = _convert(model, numeric, categorical, task)
         import onnxruntime as ort
 
@@ -200,7 +210,8 @@ def compile_onnx(
     versions["convert_seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / ONNX_NAME).write_bytes(blob)
     if task is Task.classification:
-        report = compare_probabilities(model.predict_proba(check_rows), outputs[-1], versions)
+        reference = model.predict_proba(check_rows)
+        report = compare_probabilities(reference, outputs[-1], versions, decide)
     else:
         tolerance = value_tolerance(model)
         report = compare_values(model.predict(check_rows), outputs[0], tolerance, versions)
@@ -208,8 +219,14 @@ def compile_onnx(
     return report
 
 
-def compare_probabilities(reference: Any, got: Any, extra: dict[str, Any]) -> ParityReport:
-    """Probabilities within ``PROBA_TOLERANCE`` on every row, and the same label everywhere."""
+def compare_probabilities(
+    reference: Any,
+    got: Any,
+    extra: dict[str, Any],
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> ParityReport:
+    """Probabilities within ``PROBA_TOLERANCE`` on every row, and the same label everywhere
+    (labels by ``decide``, the model's decision threshold; argmax without one)."""
     want = np.asarray(reference, dtype=np.float64)
     have = np.asarray(got, dtype=np.float64)
     rows = len(want)
@@ -217,7 +234,8 @@ def compare_probabilities(reference: Any, got: Any, extra: dict[str, Any]) -> Pa
         reason = f"probability shape {have.shape} != {want.shape}"
         return ParityReport(False, reason, rows, tolerance=PROBA_TOLERANCE, **extra)
     diff = float(np.abs(have - want).max()) if rows else 0.0
-    mismatches = int((have.argmax(axis=1) != want.argmax(axis=1)).sum())
+    labels = decide or (lambda p: p.argmax(axis=1))
+    mismatches = int((labels(have) != labels(want)).sum())
     passed = diff <= PROBA_TOLERANCE and mismatches == 0
     reason = (
         "ok"

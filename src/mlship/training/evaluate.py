@@ -17,38 +17,79 @@ from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
 from mlship.config import SplitConfig, Task
+from mlship.scoring.results import label_indices, positive_index
+from mlship.training.calibration import base_estimators, brier, write_reliability
 from mlship.training.splits import Split, cv_folds
+
+# The metrics that depend on the labels: with a threshold they are also given at argmax's
+# labels (``<name>_at_0.5``) for comparison.
+LABEL_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def predicted_labels(
+    proba: np.ndarray, classes: list[str], positive: str | None, threshold: float | None = None
+) -> np.ndarray:
+    """Labels as every runtime makes them (``label_indices``): at ``threshold``, else argmax."""
+    at = positive_index(classes, positive) if positive is not None else None
+    labels: np.ndarray = np.asarray(classes, dtype=object)[label_indices(proba, at, threshold)]
+    return labels
 
 
 def classification_metrics(
-    y_true: pd.Series, proba: np.ndarray, classes: list[str], positive: str | None
+    y_true: pd.Series,
+    proba: np.ndarray,
+    classes: list[str],
+    positive: str | None,
+    threshold: float | None = None,
 ) -> dict[str, float]:
-    """accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss (macro-averaged if multiclass)."""
-    labels = np.asarray(classes, dtype=object)
-    predicted = labels[proba.argmax(axis=1)]
+    """accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss, brier (macro-averaged if
+    multiclass; brier is then the mean one-vs-rest score). With a binary ``threshold``, the
+    label metrics are at it, and at argmax as ``<name>_at_0.5``."""
+    result = _label_metrics(y_true, proba, classes, positive, threshold)
+    if threshold is not None:
+        at_half = _label_metrics(y_true, proba, classes, positive, None)
+        result |= {f"{name}_at_0.5": at_half[name] for name in LABEL_METRICS}
     truth = y_true.to_numpy(dtype=object)
-    result = {"accuracy": skm.accuracy_score(truth, predicted)}
+    labels = np.asarray(classes, dtype=object)
     if positive is not None:
         pos = classes.index(positive)
         binary = (truth == positive).astype(int)
         result |= {
-            "precision": skm.precision_score(truth, predicted, pos_label=positive, zero_division=0),
-            "recall": skm.recall_score(truth, predicted, pos_label=positive, zero_division=0),
-            "f1": skm.f1_score(truth, predicted, pos_label=positive, zero_division=0),
             "roc_auc": skm.roc_auc_score(binary, proba[:, pos]),
             "pr_auc": skm.average_precision_score(binary, proba[:, pos]),
         }
     else:
         onehot = (truth[:, None] == labels[None, :]).astype(int)
         result |= {
-            "precision": skm.precision_score(truth, predicted, average="macro", zero_division=0),
-            "recall": skm.recall_score(truth, predicted, average="macro", zero_division=0),
-            "f1": skm.f1_score(truth, predicted, average="macro", zero_division=0),
             "roc_auc": skm.roc_auc_score(onehot, proba, average="macro", multi_class="ovr"),
             "pr_auc": skm.average_precision_score(onehot, proba, average="macro"),
         }
     result["log_loss"] = skm.log_loss(truth, proba, labels=classes)
+    result["brier"] = brier(truth, proba, classes, positive)
     return {name: float(value) for name, value in result.items()}
+
+
+def _label_metrics(
+    y_true: pd.Series,
+    proba: np.ndarray,
+    classes: list[str],
+    positive: str | None,
+    threshold: float | None,
+) -> dict[str, float]:
+    predicted = predicted_labels(proba, classes, positive, threshold)
+    truth = y_true.to_numpy(dtype=object)
+    result = {"accuracy": skm.accuracy_score(truth, predicted)}
+    if positive is not None:
+        return result | {
+            "precision": skm.precision_score(truth, predicted, pos_label=positive, zero_division=0),
+            "recall": skm.recall_score(truth, predicted, pos_label=positive, zero_division=0),
+            "f1": skm.f1_score(truth, predicted, pos_label=positive, zero_division=0),
+        }
+    return result | {
+        "precision": skm.precision_score(truth, predicted, average="macro", zero_division=0),
+        "recall": skm.recall_score(truth, predicted, average="macro", zero_division=0),
+        "f1": skm.f1_score(truth, predicted, average="macro", zero_division=0),
+    }
 
 
 def regression_metrics(y_true: pd.Series, predicted: np.ndarray) -> dict[str, float]:
@@ -69,12 +110,14 @@ class Holdout:
     task: Task
     classes: list[str]
     positive: str | None
+    threshold: float | None = None  # binary: the decision threshold on P(positive)
 
 
 def holdout_metrics(model: Pipeline, holdout: Holdout) -> dict[str, float]:
     if holdout.task is Task.classification:
         proba = model.predict_proba(holdout.x)
-        return classification_metrics(holdout.y, proba, holdout.classes, holdout.positive)
+        h = holdout
+        return classification_metrics(h.y, proba, h.classes, h.positive, h.threshold)
     return regression_metrics(holdout.y, model.predict(holdout.x))
 
 
@@ -122,13 +165,13 @@ def _save(fig: Any, path: Path) -> Path:
 
 def feature_weights(model: Pipeline) -> pd.Series | None:
     """Per-feature importance (tree models) or absolute coefficients (linear), if exposed."""
-    estimator = model[-1]
+    estimators = base_estimators(model[-1])  # a calibrated model: the mean over its folds'
     names = model[:-1].get_feature_names_out()
-    if hasattr(estimator, "feature_importances_"):
-        values = np.asarray(estimator.feature_importances_, dtype=float)
-    elif hasattr(estimator, "coef_"):
-        coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=float))
-        values = np.abs(coef).mean(axis=0)
+    if all(hasattr(e, "feature_importances_") for e in estimators):
+        values = np.mean([np.asarray(e.feature_importances_, float) for e in estimators], axis=0)
+    elif all(hasattr(e, "coef_") for e in estimators):
+        coef = [np.abs(np.atleast_2d(np.asarray(e.coef_, float))).mean(axis=0) for e in estimators]
+        values = np.mean(coef, axis=0)
     else:
         return None
     if len(values) != len(names):
@@ -149,7 +192,8 @@ def plot_all(model: Pipeline, holdout: Holdout, out_dir: Path) -> list[Path]:
         fig_fi = _figure(7, max(3.0, 0.3 * len(top) + 1))
         ax = fig_fi.add_subplot()
         ax.barh(list(map(str, top.index)), top.to_numpy())
-        kind = "importance" if hasattr(model[-1], "feature_importances_") else "|coefficient|"
+        trees = hasattr(base_estimators(model[-1])[0], "feature_importances_")
+        kind = "importance" if trees else "|coefficient|"
         ax.set_title(f"Feature {kind} (top {len(top)})")
         paths.append(_save(fig_fi, out_dir / "feature_importance.png"))
     return paths
@@ -173,15 +217,17 @@ def _classification_plots(model: Pipeline, holdout: Holdout, out_dir: Path) -> l
     ax_roc.set_title("ROC curve (holdout)")
     ax_pr.set_title("Precision-recall curve (holdout)")
     fig_cm = _figure(5, 4.5)
-    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    predicted = predicted_labels(proba, classes, holdout.positive, holdout.threshold)
     ConfusionMatrixDisplay.from_predictions(
         truth, predicted, labels=classes, ax=fig_cm.add_subplot(), colorbar=False
     )
-    fig_cm.axes[0].set_title("Confusion matrix (holdout)")
+    at = "" if holdout.threshold is None else f" at threshold {holdout.threshold:.3f}"
+    fig_cm.axes[0].set_title(f"Confusion matrix (holdout{at})")
     return [
         _save(fig_roc, out_dir / "roc_curve.png"),
         _save(fig_pr, out_dir / "pr_curve.png"),
         _save(fig_cm, out_dir / "confusion_matrix.png"),
+        *write_reliability(truth, proba, classes, holdout.positive, out_dir, _figure),
     ]
 
 

@@ -9,7 +9,8 @@ from the registry, and the alias moves last.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from mlship.registry.tracking import (
     log_training,
     pinned_requirements,
 )
+from mlship.scoring.results import label_indices, positive_index
 from mlship.storage import owned_prefix
 from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
@@ -37,6 +39,7 @@ from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, p
 from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
 from mlship.training.pipeline import build_pipeline, sklearn_runtime_packages
 from mlship.training.profiling import build_profile
+from mlship.training.threshold import choose as choose_threshold
 
 # What a saved model needs at scoring time; recorded, pinned, in the model dir.
 SERVING_PACKAGES = ["scikit-learn", "numpy", "pandas", "scipy"]
@@ -52,6 +55,7 @@ class TrainResult:
     rows_test: int
     rows_read: int = 0
     warnings: tuple[str, ...] = ()
+    decision: str = ""  # how labels are made: argmax, or the threshold and where it came from
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,10 @@ def prepare(settings: Settings, progress: Progress) -> Prepared:
 
 
 def fit_and_evaluate(
-    settings: Settings, data: Prepared, progress: Progress
+    settings: Settings, data: Prepared, progress: Progress, threshold: float | None = None
 ) -> tuple[Any, dict[str, float]]:
-    """The fitted pipeline and its metrics: holdout, and CV on the training part if asked."""
+    """The fitted pipeline and its metrics: holdout (label metrics at ``threshold`` and at
+    0.5 when there is one), and CV on the training part if asked."""
     dataset, parts = data.dataset, data.parts
     model = build_pipeline(
         dataset.numeric, dataset.categorical, settings.model, settings.task, settings.split.seed
@@ -126,11 +131,15 @@ def fit_and_evaluate(
     else:
         _fit(model, parts.x_train, parts.y_train, settings.model.name)
     progress(f"evaluating on {len(parts.x_test):,} holdout rows")
-    return model, holdout_metrics(model, data.holdout) | metrics
+    return model, holdout_metrics(model, replace(data.holdout, threshold=threshold)) | metrics
 
 
 def run_record(
-    settings: Settings, data: Prepared, env: str | None, config_path: Path | None
+    settings: Settings,
+    data: Prepared,
+    env: str | None,
+    config_path: Path | None,
+    threshold: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
     """What the run and the model remember: model metadata, run tags, run params."""
     cfg, dataset, parts = settings.data, data.dataset, data.parts
@@ -143,6 +152,8 @@ def run_record(
         "nullable": dataset.nullable,
         "positive_class": dataset.positive_class,
         "algorithm": settings.model.name,
+        # Binary classifiers (format 3): positive_class iff P(positive_class) >= it; null: argmax.
+        **({"decision_threshold": threshold} if dataset.positive_class is not None else {}),
     }
     tags = {
         "mlship.env": env or "local",
@@ -183,6 +194,8 @@ def track(
     cfg, dataset, parts = settings.data, data.dataset, data.parts
     metadata, tags, params = record
     classifier = settings.task == Task.classification
+    threshold = metadata.get("decision_threshold")
+    decide = _decision(dataset, threshold)
     signature = model_signature(list(parts.x_train.columns), dataset.classes, classifier)
     packages = SERVING_PACKAGES + sklearn_runtime_packages(settings.model.name)
     lineage = from_pandas(
@@ -192,7 +205,8 @@ def track(
         progress("compiling to ONNX and checking parity on the holdout")
         parity = compile_onnx(
             model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
-            Path(work) / "onnx",
+            Path(work) / "onnx", decide=decide and partial(label_indices, positive=decide[0],
+                                                           threshold=decide[1]),
         )  # fmt: skip
         progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
         tags = tags | {
@@ -200,9 +214,9 @@ def track(
             "onnx.reason": parity.reason[:TAG_LIMIT],
         }
         progress("drawing plots")
-        plots = plot_all(model, data.holdout, Path(work) / "plots")
+        plots = plot_all(model, replace(data.holdout, threshold=threshold), Path(work) / "plots")
         progress("profiling the training data and the holdout's predictions")
-        profile = _profile(model, data, Path(work) / "profile")
+        profile = _profile(model, data, Path(work) / "profile", decide)
         progress(f"logging run to {settings.tracking.uri}")
         run = RunContent(tags, params, metrics, plots, settings_to_yaml(settings), lineage)
         content = ModelContent(
@@ -219,11 +233,22 @@ def track(
         return registered
 
 
-def _profile(model: Any, data: Prepared, work: Path) -> Path:
+def _decision(dataset: data_mod.Dataset, threshold: float | None) -> tuple[int, float] | None:
+    """The positive class's column and the threshold, when labels are made at one."""
+    if threshold is None or dataset.positive_class is None:
+        return None
+    return positive_index(dataset.classes, dataset.positive_class), threshold
+
+
+def _profile(
+    model: Any, data: Prepared, work: Path, decide: tuple[int, float] | None = None
+) -> Path:
     """The reference profile, written where the model's extra files are gathered."""
     parts = data.parts
     work.mkdir()
-    built = build_profile(model, parts.x_train, parts.x_test, data.dataset.categorical, data.task)
+    built = build_profile(
+        model, parts.x_train, parts.x_test, data.dataset.categorical, data.task, decide
+    )
     return write_profile(work, built)
 
 
@@ -240,8 +265,10 @@ def run(
     uri = settings.tracking.uri
     progress(f"checking the tracking store {uri}")
     check_store(uri, settings.tracking.experiment)
-    model, metrics = fit_and_evaluate(settings, data, progress)
-    record = run_record(settings, data, env, config_path)
+    decision = choose_threshold(settings, data.dataset, data.parts, progress)  # training part
+    model, metrics = fit_and_evaluate(settings, data, progress, decision.threshold)
+    metrics |= decision.metrics
+    record = run_record(settings, data, env, config_path, decision.threshold)
     registered = track(settings, data, model, metrics, record, progress)
     export(settings, registered, progress)
     set_alias(uri, registered.name, settings.tracking.alias, registered.version)
@@ -254,6 +281,7 @@ def run(
         rows_test=len(data.parts.x_test),
         rows_read=data.rows_read,
         warnings=data.dataset.warnings,
+        decision=decision.describe() if settings.task is Task.classification else "",
     )
 
 

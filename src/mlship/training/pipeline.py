@@ -20,6 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from mlship.config import ModelConfig, Task
 from mlship.errors import ModelError
 from mlship.scoring.columns import MISSING_CATEGORY
+from mlship.training.calibration import calibrated
 
 
 @dataclass(frozen=True)
@@ -161,10 +162,13 @@ def make_preprocessor(
 def build_pipeline(
     numeric: list[str], categorical: list[str], config: ModelConfig, task: Task, seed: int
 ) -> Pipeline:
-    """The full model, unfitted."""
+    """The full model, unfitted; a classifier's estimator calibrated if ``model.calibration``."""
+    estimator = make_estimator(config, task, seed)
+    if config.calibration != "none" and task is Task.classification:
+        estimator = calibrated(estimator, config.calibration, config.calibration_folds)
     return Pipeline(
         [
             ("preprocess", make_preprocessor(numeric, categorical, config.name in TREE_MODELS)),
-            ("model", make_estimator(config, task, seed)),
+            ("model", estimator),
         ]
     )

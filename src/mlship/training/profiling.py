@@ -26,6 +26,7 @@ from mlship.model.profile import (
     quantile_bins,
 )
 from mlship.scoring.columns import category_text
+from mlship.scoring.results import label_indices
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 PROBABILITY_EDGES = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -58,14 +59,18 @@ def feature_profile(name: str, column: pd.Series, categorical: bool) -> FeatureP
     return FeatureProfile(name, "numeric", null_rate, quantile_bins(values), quantiles)
 
 
-def prediction_profile(model: Any, x_test: pd.DataFrame, task: Task) -> PredictionProfile:
-    """The fitted pipeline's predictions on the holdout, binned."""
+def prediction_profile(
+    model: Any, x_test: pd.DataFrame, task: Task, threshold: tuple[int, float] | None = None
+) -> PredictionProfile:
+    """The fitted pipeline's predictions on the holdout, binned; labels as served (at the
+    decision ``threshold``: the positive class's column and the threshold, if any)."""
     if task == Task.regression:
         values = np.asarray(model.predict(x_test), dtype=float)
         return PredictionProfile(values=quantile_bins(values[np.isfinite(values)]))
     classes = [str(c) for c in model.classes_]
     proba = np.asarray(model.predict_proba(x_test), dtype=float)
-    labels = [classes[i] for i in proba.argmax(axis=1)]
+    positive, at = threshold if threshold is not None else (None, None)
+    labels = [classes[i] for i in label_indices(proba, positive, at)]
     probabilities: dict[str, NumericBins] = {
         name: fixed_bins(proba[:, i], PROBABILITY_EDGES) for i, name in enumerate(classes)
     }
@@ -76,11 +81,17 @@ def prediction_profile(model: Any, x_test: pd.DataFrame, task: Task) -> Predicti
 
 
 def build_profile(
-    model: Any, x_train: pd.DataFrame, x_test: pd.DataFrame, categorical: list[str], task: Task
+    model: Any,
+    x_train: pd.DataFrame,
+    x_test: pd.DataFrame,
+    categorical: list[str],
+    task: Task,
+    threshold: tuple[int, float] | None = None,
 ) -> Profile:
     """The profile: each model column of the training part, predictions on the holdout."""
     features = {
         str(name): feature_profile(str(name), x_train[name], name in categorical)
         for name in x_train.columns
     }
-    return Profile(len(x_train), len(x_test), features, prediction_profile(model, x_test, task))
+    predictions = prediction_profile(model, x_test, task, threshold)
+    return Profile(len(x_train), len(x_test), features, predictions)

@@ -30,7 +30,16 @@ from mlship.training.tune_report import log_study, write_overlay
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 Direction = Literal["minimize", "maximize"]
 METRICS = {
-    Task.classification: ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"),
+    Task.classification: (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+    ),
     Task.regression: ("rmse", "mae", "r2"),
 }
 OnTrial = Callable[[int, float | None], None]  # trials finished in this call, best so far
