@@ -206,3 +206,16 @@ def test_auto_is_on_with_a_profile_off_without(tmp_path: Path) -> None:
         assert drift.ring.path.parent == Path(folder)
     finally:
         shutil.rmtree(folder)
+
+
+def test_the_queue_keeps_a_window_and_counts_the_rest_as_skipped() -> None:
+    drift = LiveDrift(profile(), window=100)
+    for _ in range(5):  # 240 shifted rows, then 240 like the reference: only the last matter
+        drift.record(*request([3.5] * 48, ["1", "7"] * 24))
+    for _ in range(5):
+        drift.record(*request([0.5, 1.5, 2.5, 3.5] * 12, ["1", "7"] * 24))
+    samples = scrape(drift)
+    binned = value(samples, "mlship_drift_rows_total")
+    assert binned + value(samples, "mlship_drift_skipped_rows_total") == 480
+    assert binned < 480 and value(samples, "mlship_drift_window_rows") <= 100
+    assert value(samples, "mlship_drift_psi", feature="price") < 0.01  # the shift is gone

@@ -3,16 +3,19 @@
 Every scored request's rows are counted in the profile's bins (``mlship.model.profile``: the
 bins and the PSI ``mlship monitor`` uses): each feature, the predicted labels (or values) and
 each class's probability. A request only queues its columns and prediction (a lock and an
-append); every ``FOLD_ROWS`` queued rows, and at every scrape, the queue is binned at once with
-numpy (``mlship.monitoring.window``) into a ring of 10 blocks of ``window / 10`` rows. The
-window is the last ``window`` rows less up to one block: it moves a block at a time, the oldest
-block forgotten whole. PSI is computed only when ``/metrics`` is read.
+append). Every second, and at every scrape, a thread bins the queue at once with numpy
+(``mlship.monitoring.window``) into a ring of 10 blocks of ``window / 10`` rows. The window
+is the last ``window`` rows less up to one block: it moves a block at a time, the oldest block
+forgotten whole. The queue never holds more than a window's worth of rows: older requests
+would be forgotten at once, so they are dropped unbinned and counted
+(``mlship_drift_skipped_rows_total``), which bounds the work to about ``window`` rows a second
+whatever the traffic. PSI is computed only when ``/metrics`` is read.
 
 With ``--workers N`` each worker process keeps its ring in a memory-mapped file in a folder
 ``mlship serve`` makes for the server (``drift_shared_dir``). Whichever worker answers a scrape
 sums every live worker's window, and every worker's counters (a dead worker's too, so they
 never go back): the series describe the whole server, not the worker that happened to answer.
-Another worker's last second (at most ``FOLD_ROWS`` rows) may not be in them yet.
+Another worker's last second may not be in them yet.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import secrets
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -39,7 +43,6 @@ from mlship.monitoring.window import (
     PREFIX,
     Layout,
     Neighbours,
-    Pending,
     Ring,
 )
 
@@ -47,8 +50,7 @@ if TYPE_CHECKING:
     from mlship.scoring.results import Prediction
 
 log = logging.getLogger("mlship.serving")
-FOLD_ROWS = 256  # queued rows binned together (and all of them at every scrape)
-TICK_SECONDS = 1.0  # with --workers N: each worker also bins its queue this often
+TICK_SECONDS = 1.0  # how often a worker bins its queue (and at every scrape)
 SHARED_DIR = "MLSHIP_DRIFT_SHARED_DIR"
 
 
@@ -73,30 +75,39 @@ class LiveDrift:
         self.tracked = self.layout.tracked
         self.features = [t for t in self.tracked if t.feature]
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}.npy"
-        self.ring = Ring(self.layout.width, window, None if shared is None else shared / name)
+        # One slot more than the layout: the totals row's last slot counts skipped rows.
+        width = self.layout.width + 1
+        self.ring = Ring(width, window, None if shared is None else shared / name)
         self.neighbours = None if shared is None else Neighbours(shared, self.ring)
+        self.window = window
         self.failed_rows = 0
-        self._pending: Pending = []
+        self._pending: deque[tuple[dict[str, np.ndarray], Prediction]] = deque()
         self._pending_rows = 0
+        self._skipped = 0
         self._lock = threading.Lock()  # the queue
         self._fold_lock = threading.Lock()  # the ring
-        if shared is not None:  # another worker may answer the scrape: bin without one too
-            threading.Thread(target=self._tick, name="mlship-drift", daemon=True).start()
+        threading.Thread(target=self._tick, name="mlship-drift", daemon=True).start()
 
     def record(self, columns: dict[str, np.ndarray], result: Prediction) -> None:
-        """Queue one scored request: the model's columns as sent, and the prediction."""
+        """Queue one scored request (the model's columns as sent, and the prediction): a lock
+        and an append. Requests older than the queue's last ``window`` rows are dropped unbinned
+        (the window would forget them at once) and counted as skipped."""
+        rows = len(result.predictions)
         with self._lock:
             self._pending.append((columns, result))
-            self._pending_rows += len(result.predictions)
-            due = self._pending_rows >= FOLD_ROWS
-        if due:
-            self.fold()
+            self._pending_rows += rows
+            while self._pending_rows - len(self._pending[0][1].predictions) >= self.window:
+                dropped = len(self._pending.popleft()[1].predictions)
+                self._pending_rows -= dropped
+                self._skipped += dropped
 
     def fold(self) -> None:
         """Bin what is queued into the ring; never raises (a failure is logged and counted)."""
         with self._fold_lock:
             with self._lock:
-                pending, self._pending, self._pending_rows = self._pending, [], 0
+                pending, self._pending, self._pending_rows = list(self._pending), deque(), 0
+                skipped, self._skipped = self._skipped, 0
+            self.ring.counts[BLOCKS, -1] += skipped
             if not pending:
                 return
             try:
@@ -146,6 +157,7 @@ class LiveDrift:
         found["window_rows"].add_metric([], seen)
         found["workers"].add_metric([], workers)
         found["rows"].add_metric([], int(since[first.offset : first.null + 1].sum()))
+        found["skipped_rows"].add_metric([], int(since[-1]))
         found["failed_rows"].add_metric([], self.failed_rows)
         return iter(found.values())
 
@@ -162,7 +174,9 @@ SERIES: dict[str, tuple[type[Family], str, list[str]]] = {
                             ["feature"]),
     "window_rows": (GaugeMetricFamily, "Rows the drift gauges cover (every worker's).", []),
     "workers": (GaugeMetricFamily, "Worker processes whose windows the gauges sum.", []),
-    "rows": (CounterMetricFamily, "Scored rows counted for drift (every worker).", []),
+    "rows": (CounterMetricFamily, "Scored rows binned for drift (every worker).", []),
+    "skipped_rows": (CounterMetricFamily, "Scored rows not binned: more than the window's worth "
+                     "came between two binnings (a second apart, or a scrape).", []),
     "null_values": (CounterMetricFamily, "Missing values of each feature (every worker).",
                     ["feature"]),
     "unseen_category_values": (CounterMetricFamily, "Values of a category the profile does "
