@@ -69,6 +69,10 @@ def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     kinds = set(map(type, cells))
     if kinds <= {str}:  # the common cases, at C speed
         return np.asarray(values, dtype=object), bad
+    if kinds <= _TEXT_OR_NONE:  # text with missing cells (a CSV, a JSON null)
+        out = np.empty(len(cells), dtype=object)
+        out[:] = [MISSING_CATEGORY if cell is None else cell for cell in cells]
+        return out, bad
     if kinds <= {int}:
         out = np.empty(len(cells), dtype=object)
         out[:] = list(map(str, cells))
@@ -88,6 +92,14 @@ def to_categorical(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # so score what no training CSV contained; a data contract says no to those.
 NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 _REAL = (int, float, np.integer, np.floating)
+# A whole column of number text is checked at once: only these bytes (and \x1f, joining the
+# cells), then ``float`` per cell. Within this alphabet ``float`` accepts exactly the strings
+# NUMBER_TEXT matches (no spaces, "_", "inf", "nan" or non-ASCII digits can appear).
+_SEPARATOR = "\x1f"
+_NUMBER_BYTES = b"0123456789+-.eE" + _SEPARATOR.encode()
+_TEXT_OR_NONE = frozenset({str, type(None)})
+# Cells numpy converts to float64 exactly as ``_number`` does (None is missing: NaN).
+REAL_OR_NONE = frozenset({int, float, type(None)})
 
 
 _SHOWN = reprlib.Repr()
@@ -125,12 +137,13 @@ def _number(value: Any) -> float | None:
 
 
 def real_numbers_only(values: np.ndarray) -> bool:
-    """Every cell an int or float (no bool, text or container): safe to convert in one step."""
+    """Every cell an int, a float or None (no bool, text or container): safe to convert in one
+    step, None becoming NaN (missing) as ``_number`` makes it."""
     if values.dtype.kind in "fiu":
         return True
     if values.dtype.kind != "O":
         return False
-    return set(map(type, values.tolist())) <= {int, float}
+    return set(map(type, values.tolist())) <= REAL_OR_NONE
 
 
 def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +157,9 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.full(len(values), math.nan), np.ones(len(values), dtype=bool)
     if real_numbers_only(values):
         return values.astype(np.float64), np.zeros(len(values), dtype=bool)
+    fast = _number_text(values.tolist())
+    if fast is not None:
+        return fast, np.zeros(len(values), dtype=bool)
     out = np.empty(len(values), dtype=np.float64)
     bad = np.zeros(len(values), dtype=bool)
     for i, value in enumerate(values.tolist()):
@@ -153,6 +169,23 @@ def to_numeric(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             number = math.nan
         out[i] = number
     return out, bad
+
+
+def _number_text(cells: list[Any]) -> np.ndarray | None:
+    """A column of plain decimal text, empty strings and None as float64 (missing: NaN), read
+    as ``_number`` reads each cell; None when any cell is anything else (look cell by cell)."""
+    if not cells or not set(map(type, cells)) <= _TEXT_OR_NONE:
+        return None
+    texts = ["" if cell is None else cell for cell in cells]
+    joined = _SEPARATOR.join(texts)
+    if not joined.isascii() or joined.encode().translate(None, _NUMBER_BYTES):
+        return None
+    if not all(texts):
+        texts = [cell or "nan" for cell in texts]  # empty: missing
+    try:  # "1.2.3", "e5", "+" and a cell holding the separator fail here
+        return np.fromiter(map(float, texts), dtype=np.float64, count=len(texts))
+    except ValueError:
+        return None
 
 
 def text_cells(values: np.ndarray, kind: str) -> np.ndarray:

@@ -23,14 +23,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from mlship import __version__
 from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
-from mlship.serving.codecs import tabular
+from mlship.serving.codecs import cells, tabular
 
 DATATYPES = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
@@ -155,7 +153,7 @@ def _flatten(data: Any, name: str) -> list[Any]:
     """Row-major data, given flat or nested to any depth the shape allows (iteratively)."""
     if not isinstance(data, list):
         raise tabular.malformed(f"input {name!r}: 'data' must be an array")
-    if not any(isinstance(v, list) for v in data):
+    if list not in set(map(type, data)):  # flat, the common case: one pass at C speed
         return data
     flat: list[Any] = []
     stack = [iter(data)]
@@ -181,26 +179,22 @@ def _per_column(
     rows = {t.shape[0] for t in inputs}
     if len(rows) != 1 or any(math.prod(t.shape[1:]) != 1 for t in inputs):
         raise tabular.malformed("per-column inputs must all have shape [n] (or [n, 1]), same n")
-    values = {t.name: _objects(t.data) for t in inputs}
-    return predictor.select([t.name for t in inputs], values, extra, on_ignored)
+    names = [t.name for t in inputs]
+    values = cells.column_arrays(names, [t.data for t in inputs], tabular.numeric_names(predictor))
+    return predictor.select(names, values, extra, on_ignored)
 
 
 def _matrix(tensor: _Tensor, predictor: Predictor) -> Columns:
-    rows, width = tensor.shape
+    width = tensor.shape[1]
     names = predictor.column_names
     if width != len(names):
         raise tabular.malformed(
             f"input {tensor.name!r}: a [n, k] tensor needs k = {len(names)} columns in "
             f"signature order ({', '.join(names)}), got {width}"
         )
-    cells = _objects(tensor.data).reshape(rows, width)
-    return {name: cells[:, j] for j, name in enumerate(names)}
-
-
-def _objects(data: list[Any]) -> np.ndarray:
-    out = np.empty(len(data), dtype=object)
-    out[:] = data
-    return out
+    data = tensor.data
+    by_column = [data[j::width] for j in range(width)]  # row-major: column j every width cells
+    return cells.column_arrays(names, by_column, tabular.numeric_names(predictor))
 
 
 def _wanted_outputs(raw: Any, predictor: Predictor) -> list[str] | None:

@@ -12,12 +12,12 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 
-from mlship.scoring.columns import NA_TEXT, Columns, is_number_text, text_cells
+from mlship.scoring.columns import NA_TEXT, Columns, is_number_text
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError, Problem
+from mlship.serving.codecs import cells
 
 JSON_TYPES = ("application/json", "text/json", "*/*")
 CSV_TYPES = ("text/csv", "application/csv")
@@ -91,21 +91,21 @@ def records(
         raise InputError(problems)
     if ignored and on_ignored is not None:
         on_ignored(list(ignored))
-    return _matrix(list(map(_row_getter(names), data)), names)
+    return _matrix(list(map(_row_getter(names), data)), names, predictor)
 
 
 def arrays(data: Sequence[Any], predictor: Predictor) -> Columns:
     """Rows given as arrays in signature order."""
     names = predictor.column_names
     width = len(names)
-    problems = [
+    problems = [] if _all_lists_of(data, width) else [
         Problem(Code.row_shape, f"expected {width} values in signature order, got {_size(r)}", i)
         for i, r in enumerate(data)
         if not isinstance(r, list | tuple) or len(r) != width
-    ]
+    ]  # fmt: skip
     if problems:
         raise InputError(problems, f"array rows must have {width} values ({', '.join(names)})")
-    return _matrix(data, names)
+    return _matrix(data, names, predictor)
 
 
 def split(
@@ -121,14 +121,13 @@ def split(
     if not data:
         raise no_rows()
     width = len(names)
-    bad = [i for i, row in enumerate(data) if not isinstance(row, list) or len(row) != width]
+    bad = [] if _all_lists_of(data, width) else [
+        i for i, row in enumerate(data) if not isinstance(row, list) or len(row) != width
+    ]  # fmt: skip
     if bad:
         problems = [Problem(Code.malformed, f"expected {width} values", i) for i in bad]
         raise InputError(problems, f"dataframe_split.data row {bad[0]}: expected {width} values")
-    values = {
-        str(name): np.fromiter((row[j] for row in data), dtype=object, count=len(data))
-        for j, name in enumerate(names)
-    }
+    values = cells.column_arrays(names, cells.transpose(data, width), numeric_names(predictor))
     return predictor.select(names, values, extra, on_ignored)
 
 
@@ -158,18 +157,17 @@ def csv_table(
     if not data:
         raise no_rows()
     width = len(header)
-    bad = [i for i, row in enumerate(data) if len(row) != width]
+    bad = [] if _all_lists_of(data, width) else [
+        i for i, row in enumerate(data) if len(row) != width
+    ]  # fmt: skip
     if bad:
         problems = [Problem(Code.malformed, f"expected {width} fields", i) for i in bad]
         got = len(data[bad[0]])
         raise InputError(problems, f"{where} {bad[0]}: expected {width} fields, got {got}")
     kinds = {c.name: c.kind for c in predictor.columns}
     values = {
-        name: text_cells(
-            np.fromiter((row[j] for row in data), dtype=object, count=len(data)),
-            kinds.get(name, "categorical"),
-        )
-        for j, name in enumerate(header)
+        name: cells.csv_text(list(column), kinds.get(name, "categorical"))
+        for name, column in zip(header, cells.transpose(data, width), strict=True)
     }
     return predictor.select(header, values, extra, on_ignored)
 
@@ -213,16 +211,20 @@ def check_names(names: list[Any], where: str) -> None:
         seen.add(name)
 
 
-def _matrix(data: Sequence[Sequence[Any]], names: list[str]) -> Columns:
-    """Equal-length rows in signature order -> one object array per column."""
-    matrix = np.empty((len(data), len(names)), dtype=object)
-    try:
-        matrix[:] = data
-    except ValueError:  # a cell holding a list makes numpy see a deeper shape
-        for i, row in enumerate(data):
-            for j, value in enumerate(row):
-                matrix[i, j] = value
-    return {name: matrix[:, j] for j, name in enumerate(names)}
+def _all_lists_of(data: Sequence[Any], width: int) -> bool:
+    """Every row a list of ``width`` cells, checked at C speed (the rows are then not listed)."""
+    return set(map(type, data)) <= {list} and set(map(len, data)) <= {width}
+
+
+def numeric_names(predictor: Predictor) -> frozenset[str]:
+    return frozenset(c.name for c in predictor.columns if c.kind == "numeric")
+
+
+def _matrix(data: Sequence[Sequence[Any]], names: list[str], predictor: Predictor) -> Columns:
+    """Equal-length rows in signature order -> one array per column (float64 where every
+    cell of a numeric column is a number, objects otherwise)."""
+    columns = cells.transpose(data, len(names))
+    return cells.column_arrays(names, columns, numeric_names(predictor))
 
 
 def _row_getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
