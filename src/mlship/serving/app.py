@@ -33,14 +33,14 @@ from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
 from mlship.serving.auth import ApiKeys, RequireApiKey
 from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
-from mlship.serving.codecs import native, vertex
+from mlship.serving.codecs import vertex
 from mlship.serving.errors import error_response, json_response
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
 from mlship.serving.openapi import typed_openapi
 from mlship.serving.openapi_protocols import protocol_routes
 from mlship.serving.openapi_schemas import ROWS_FROM
-from mlship.serving.protocols import Native, SageMaker, kserve_v1_routes, oip_routes
+from mlship.serving.protocols import Native, SageMaker, Score, kserve_v1_routes, oip_routes
 from mlship.serving.request_log import REQUEST_ID, RequestLog, open_request_log, request_id, writing
 from mlship.serving.settings import ServeSettings
 from mlship.serving.shutdown import CloseConnections, Drain
@@ -49,7 +49,7 @@ log = logging.getLogger("mlship.serving")
 # Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
 # thread hop would cost more); larger ones in the thread pool so probes are never starved.
 INLINE_BYTES = 64 * 1024
-NATIVE, VERTEX, SAGEMAKER = Native(native), Native(vertex), SageMaker()
+NATIVE, VERTEX, SAGEMAKER = Score(), Native(vertex), SageMaker()
 # Liveness and readiness probes of the protocols, open even with API keys.
 OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
 

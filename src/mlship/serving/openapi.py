@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from mlship import __version__
 from mlship.scoring.predictor import Predictor
+from mlship.serving.codecs import arrow
 from mlship.serving.loader import ModelHolder
 from mlship.serving.openapi_protocols import metadata_schema, oip_schemas
 from mlship.serving.openapi_replies import reply_schemas
@@ -28,6 +29,7 @@ from mlship.serving.settings import ServeSettings
 
 JSON = "application/json"
 SCORING_ERRORS = (400, 413, 415, 422, 500, 503)
+SCORE_ERRORS = (*SCORING_ERRORS, 406)  # /score: ?format=arrow without pyarrow
 REASONS = {
     400: "The body cannot be read (malformed JSON or CSV, no rows, a duplicate column).",
     401: "No API key (send Authorization: Bearer <key> or X-API-Key).",
@@ -35,7 +37,7 @@ REASONS = {
     404: "No such model (name or version) here.",
     413: "Body or row count over the limit (GET /metadata, limits).",
     406: "No reply format the Accept header allows (text/csv, application/json, "
-    "application/jsonlines).",
+    "application/jsonlines), or an Arrow reply from a server without pyarrow.",
     415: "Unsupported Content-Type or Content-Encoding.",
     422: f"Rows that do not fit the model, each by row (from {ROWS_FROM}) and column.",
     500: "A bug of ours: a complete JSON reply, and the connection closes.",
@@ -46,6 +48,27 @@ SCORE_TYPES = {
     "text/csv": "CsvBody",
     "application/jsonlines": "JsonLinesBody",
 }
+ARROW_BODY = "Arrow IPC stream (application/vnd.apache.arrow.stream)"
+FORMAT_PARAMETER: Schema = {
+    "name": "format",
+    "in": "query",
+    "required": False,
+    "description": "The reply: records (default: one probability object per row), columnar "
+    "(probabilities as one list per class) or arrow (an Arrow IPC stream: prediction, "
+    "proba_<class>; also chosen by Accept: application/vnd.apache.arrow.stream). Arrow needs "
+    "pyarrow on the server (GET /metadata: protocols.native.arrow); without it, 406.",
+    "schema": {"type": "string", "enum": ["records", "columnar", "arrow"], "default": "records"},
+}
+
+
+def _score_op() -> Op:
+    """``/score``: the JSON, CSV and JSON Lines bodies, and Arrow where pyarrow is installed."""
+    types: dict[str, str] = dict(SCORE_TYPES)
+    ok: dict[str, Schema] = {JSON: {"anyOf": [ref("ScoreReply"), ref("ScoreColumnarReply")]}}
+    if arrow.available():
+        types[arrow.MEDIA_TYPE] = "ArrowBody"
+        ok[arrow.MEDIA_TYPE] = {"type": "string", "format": "binary", "description": ARROW_BODY}
+    return Op("score", NATIVE, ok, body(types), SCORE_ERRORS, query=[FORMAT_PARAMETER])
 
 
 def body(schemas: dict[str, str]) -> Schema:
@@ -64,6 +87,7 @@ class Op:
     errors: tuple[int, ...] = ()
     error_schema: str = "Error"
     replies: dict[int, tuple[str, str]] = field(default_factory=dict)  # status -> (schema, why)
+    query: list[Schema] = field(default_factory=list)  # query parameters
 
 
 def _json(name: str) -> dict[str, Schema]:
@@ -83,7 +107,7 @@ def _oip(op_id: str, ok: str, request: Schema | None = None, errors: Iterable[in
 NATIVE, KSERVE, OPS_TAG = "Scoring", "KServe v1", "Operations"
 READY = Op("readiness", OPS_TAG, _json("Status"), errors=(503,))
 OPS: dict[str, Op] = {
-    "/score": _scoring("score", NATIVE, "ScoreReply", SCORE_TYPES),
+    "/score": _score_op(),
     "/health": Op("liveness", OPS_TAG, _json("Status")),
     "/ready": READY,
     "/metadata": Op("metadata", NATIVE, _json("Metadata"), errors=(503,)),
@@ -174,11 +198,11 @@ def operation(path: str, summary: str, op: Op, secured: bool, keys: bool = False
         "responses": responses,
     }
     params = re.findall(r"{(\w+)}", path)
-    if params:
+    if params or op.query:
         out["parameters"] = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
             for p in params
-        ]
+        ] + op.query
     if op.request is not None:
         out["requestBody"] = op.request
     if keys and not secured:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlship.scoring.predictor import Predictor
+from mlship.serving.codecs import arrow, native
 from mlship.serving.codecs.oip import DATATYPES, LABEL, PROBABILITIES
 from mlship.serving.openapi_schemas import ROWS_FROM, Schema, Signature, ref
 from mlship.serving.settings import ServeSettings
@@ -218,6 +219,8 @@ def protocol_routes(predictor: Predictor, settings: ServeSettings) -> dict[str, 
             "metrics": "/metrics",
             "openapi": "/openapi.json",
             "docs": "/docs" if settings.docs else None,
+            "reply_formats": [f for f in native.FORMATS if f != native.ARROW or arrow.available()],
+            "arrow": arrow.available(),  # Arrow IPC bodies and replies (needs pyarrow)
         },
         "open_inference": {
             "model_name": info.name,

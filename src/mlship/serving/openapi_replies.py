@@ -60,6 +60,13 @@ def reply_schemas(sig: Signature) -> dict[str, Schema]:
         "model": ref("ModelIdentity"),
     }
     required = ["predictions", "model", *(["probabilities"] if sig.classifier else [])]
+    by_class: Schema = {
+        "type": "object",
+        "description": "?format=columnar: one list of probabilities per class, in row order.",
+        "properties": {c: {"type": "array", "items": {"type": "number"}} for c in sig.classes},
+        "additionalProperties": {"type": "array", "items": {"type": "number"}},
+    }
+    columnar = {**score, "probabilities": by_class}
     v1 = {"predictions": predictions, "probabilities": probabilities}
     vertex_item = ref("VertexClassPrediction") if sig.classifier else ref("Label")
     return {
@@ -67,6 +74,7 @@ def reply_schemas(sig: Signature) -> dict[str, Schema]:
         "ClassProbabilities": _probabilities(sig),
         "ModelIdentity": _obj({"name": text, "version": text, "run_id": text}),
         "ScoreReply": _obj(score, required, additionalProperties=False),
+        "ScoreColumnarReply": _obj(columnar, required, additionalProperties=False),
         "V1PredictReply": _obj(v1, required[:1] + required[2:], additionalProperties=False),
         "V1ModelStatus": _obj({"name": text, "ready": {"type": "boolean"}}),
         "VertexClassPrediction": _obj(

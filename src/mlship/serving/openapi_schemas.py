@@ -231,6 +231,14 @@ def request_schemas(sig: Signature) -> dict[str, Schema]:
             "read as pandas.read_csv read the training data (empty, NA, null, ... are "
             f"missing). {sig.order()}",
         },
+        "ArrowBody": {
+            "type": "string",
+            "format": "binary",
+            "description": "An Arrow IPC stream (application/vnd.apache.arrow.stream) of "
+            "record batches, one column per model column: numbers as integer or floating point "
+            "columns, categories as string columns; nulls are missing. A column of the wrong "
+            "type is a 422 naming it.",
+        },
         "JsonLinesBody": {
             "type": "string",
             "description": "One JSON record, or array in signature order, per line.",

@@ -1,7 +1,8 @@
 """Each platform's routes over the same scoring pipeline: how a protocol decodes a body,
 replies, and speaks its errors.
 
-- ``/score`` (and SageMaker's ``/invocations``, Vertex's predict route): ``Native``;
+- ``/score``: ``Score`` (records, columnar JSON or Arrow replies); Vertex's predict route:
+  ``Native``;
 - the Open Inference Protocol (KServe v2, Triton, MLServer) under ``/v2``: ``OpenInference``;
 - KServe v1 under ``/v1/models/{name}``: ``Native`` over the v1 codec, plus its status routes;
 - SageMaker's reply in the format ``Accept`` names: ``SageMaker``.
@@ -20,7 +21,7 @@ from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import InputError
 from mlship.scoring.results import Prediction
-from mlship.serving.codecs import kserve_v1, oip, sagemaker
+from mlship.serving.codecs import arrow, kserve_v1, native, oip, sagemaker
 from mlship.serving.errors import input_error_response, json_response, status_of
 
 if TYPE_CHECKING:
@@ -63,6 +64,26 @@ class Native:
 
     def error(self, exc: InputError) -> Response:
         return input_error_response(exc)
+
+
+class Score(Native):
+    """``/score``: the reply as records (default), columnar JSON or Arrow, as the request asks
+    (``native.reply_format``: ``?format=``, or ``Accept`` naming Arrow)."""
+
+    def __init__(self) -> None:
+        super().__init__(native)
+
+    def context(self, request: Request) -> Any:
+        return native.reply_format(
+            request.query_params.get("format"), request.headers.get("accept")
+        )
+
+    def reply(self, result: Prediction, predictor: Predictor, context: Any) -> Response:
+        if context == native.ARROW:
+            return Response(arrow.encode(result, predictor), media_type=arrow.MEDIA_TYPE)
+        if context == native.COLUMNAR:
+            return json_response(native.encode_columnar(result, predictor))
+        return json_response(native.encode(result, predictor))
 
 
 class OpenInference(Native):

@@ -1,8 +1,13 @@
 """The ``/score`` contract: every accepted body shape in, predictions and probabilities out.
 
 Accepted bodies (JSON unless noted): an array of records or of arrays in signature order;
-``{"instances": [...]}`` (Vertex AI, KServe v1); MLflow's ``{"dataframe_split": ...}`` and
-``{"dataframe_records": [...]}``; ``text/csv`` with a header row.
+``{"instances": [...]}`` (Vertex AI, KServe v1); MLflow's ``{"dataframe_split": ...}``,
+``{"dataframe_records": [...]}`` and columnar ``{"inputs": {col: [...]}}``; ``text/csv`` with
+or without a header row; JSON Lines; an Arrow IPC stream (``mlship.serving.codecs.arrow``).
+
+Replies (``reply_format``): one probability record per row (the default), the columnar JSON
+reply (``?format=columnar``: one list per class, no object per row), or Arrow
+(``?format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
-from mlship.serving.codecs import tabular
+from mlship.serving.codecs import arrow, cells, tabular
 
+RECORDS, COLUMNAR, ARROW = "records", "columnar", "arrow"
+FORMATS = (RECORDS, COLUMNAR, ARROW)
 JSON_KEYS = ("instances", "dataframe_split", "dataframe_records", "inputs")
 # Keys allowed beside the one above, and ignored: Vertex/KServe "parameters", MLflow "params".
 SIDE_KEYS = ("parameters", "params")
@@ -34,6 +41,8 @@ def decode(
     ``on_ignored`` hears the names of unknown columns that ``extra="ignore"`` let through.
     """
     kind = tabular.media_type(content_type)
+    if kind in arrow.MEDIA_TYPES:
+        return arrow.decode(body, predictor, extra, on_ignored)
     if kind in tabular.CSV_TYPES:
         return tabular.csv_table(body, predictor, extra, on_ignored)
     if kind in tabular.JSON_LINES_TYPES:
@@ -41,8 +50,8 @@ def decode(
     if not tabular.is_json(kind):
         raise InputError.single(
             Code.unsupported_media_type,
-            f"unsupported content type {kind!r}; send application/json, text/csv or "
-            "application/jsonlines",
+            f"unsupported content type {kind!r}; send application/json, text/csv, "
+            f"application/jsonlines or {arrow.MEDIA_TYPE}",
         )
     return document(tabular.load_json(body), predictor, extra, on_ignored)
 
@@ -90,11 +99,7 @@ def _columnar(
         raise tabular.malformed("inputs: every column must be a list, all of the same length")
     if lengths == {0}:
         raise tabular.no_rows()
-    values = {}
-    for name, column in table.items():
-        array = np.empty(len(column), dtype=object)
-        array[:] = column
-        values[name] = array
+    values = cells.column_arrays(names, list(table.values()), tabular.numeric_names(predictor))
     return predictor.select(names, values, extra, on_ignored)
 
 
@@ -107,3 +112,55 @@ def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
     info = predictor.info
     reply["model"] = {"name": info.name, "version": info.version, "run_id": info.run_id}
     return reply
+
+
+def encode_columnar(result: Prediction, predictor: Predictor) -> dict[str, Any]:
+    """``?format=columnar``: ``probabilities`` is ``{class: [p, ...]}``, one list per class in
+    row order, written straight from the numpy matrix (no object per row)."""
+    reply: dict[str, Any] = {"predictions": result.predictions}
+    if result.probabilities is not None:
+        by_class = np.ascontiguousarray(result.probabilities.T)
+        reply["probabilities"] = dict(zip(result.classes, by_class, strict=True))
+    info = predictor.info
+    reply["model"] = {"name": info.name, "version": info.version, "run_id": info.run_id}
+    return reply
+
+
+def reply_format(query_format: str | None, accept: str | None) -> str:
+    """``records``, ``columnar`` or ``arrow``: the ``format`` query parameter when given, else
+    Arrow when ``Accept`` names it with no lower quality than JSON, else records.
+
+    Other ``Accept`` values are not refused: ``/score`` has always answered JSON whatever the
+    header said, and clients rely on that.
+    """
+    if query_format is not None:
+        chosen = query_format.strip().lower()
+        if chosen not in FORMATS:
+            raise tabular.malformed(
+                f"unknown reply format {query_format[:40]!r}; use one of {', '.join(FORMATS)}"
+            )
+    else:
+        chosen = ARROW if _prefers_arrow(accept) else RECORDS
+    if chosen == ARROW and not arrow.available():
+        raise InputError.single(Code.not_acceptable, f"Arrow replies: {arrow.WITHOUT}")
+    return chosen
+
+
+def _prefers_arrow(accept: str | None) -> bool:
+    if not accept or "arrow" not in accept:
+        return False
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        kind = tabular.media_type(part)
+        q = 1.0
+        for param in part.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality.setdefault(kind, q)
+    arrow_q = max(quality.get(m, 0.0) for m in arrow.MEDIA_TYPES)
+    json_q = max(quality.get(m, 0.0) for m in ("application/json", "application/*", "*/*"))
+    return arrow_q > 0 and arrow_q >= json_q

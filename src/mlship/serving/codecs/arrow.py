@@ -1,0 +1,144 @@
+"""Apache Arrow IPC streams in and out (``application/vnd.apache.arrow.stream``).
+
+For clients that move large batches: a record batch stream of the feature columns decodes to
+numpy columns with no Python step per cell (a float column without nulls is a view of the
+body), and the reply is one record batch of the batch output schema (``prediction``, then
+``proba_<class>`` per class; ``mlship.scoring.results``) with the model's identity in the
+schema metadata.
+
+Types are checked against the signature per column: a number column takes integers, floating
+point, decimals or all-null; a category column takes strings (plain, large, dictionary
+encoded), integers or booleans, as their text. Anything else is a 422 naming the column.
+Values are then validated cell by cell like any other body (nulls where training had none,
+out-of-range numbers), each problem by row and column.
+
+pyarrow is not a serving dependency (the ONNX image leaves it out): without it an Arrow body is
+a 415 and an Arrow reply a 406, each saying so, and ``available()`` tells the OpenAPI
+document and ``/metadata`` whether this server speaks Arrow. pyarrow is imported on the first
+Arrow request, never at start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from mlship.scoring.columns import Columns
+from mlship.scoring.predictor import ExtraColumns, Predictor
+from mlship.scoring.problems import Code, InputError, Problem
+from mlship.scoring.results import Prediction
+from mlship.serving.codecs import tabular
+
+MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+MEDIA_TYPES = (MEDIA_TYPE, "application/vnd.apache.arrow")
+WITHOUT = (
+    "this server's environment has no pyarrow (the ONNX image leaves it out); "
+    "install mlship[batch] for Arrow, or send JSON or CSV"
+)
+
+
+@functools.cache
+def available() -> bool:
+    """Whether pyarrow can be imported here (looked up, not imported: start-up stays lean)."""
+    try:
+        return importlib.util.find_spec("pyarrow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _pyarrow(code: Code) -> Any:
+    try:
+        import pyarrow as pa
+        import pyarrow.ipc  # the submodule the calls below use
+    except ImportError:
+        what = "Arrow bodies" if code is Code.unsupported_media_type else "Arrow replies"
+        raise InputError.single(code, f"{what}: {WITHOUT}") from None
+    return pa
+
+
+def decode(
+    body: bytes, predictor: Predictor, extra: ExtraColumns, on_ignored: tabular.OnIgnored = None
+) -> Columns:
+    """A record batch stream as raw columns, each typed against the signature."""
+    pa = _pyarrow(Code.unsupported_media_type)
+    if not body:
+        raise tabular.malformed("empty body; send an Arrow IPC stream of the feature columns")
+    try:
+        table = pa.ipc.open_stream(pa.py_buffer(body)).read_all()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise tabular.malformed(f"malformed Arrow IPC stream: {str(exc)[:200]}") from None
+    names = list(table.column_names)
+    tabular.check_names(names, "Arrow schema")
+    if table.num_rows == 0:
+        raise tabular.no_rows()
+    kinds = {c.name: c.kind for c in predictor.columns}
+    values: Columns = {}
+    problems: list[Problem] = []
+    for name in names:
+        kind = kinds.get(name)
+        if kind is None:  # not the model's: select rejects or ignores it by name
+            continue
+        column = table.column(name).combine_chunks()
+        converted = _numbers(pa, column) if kind == "numeric" else _categories(pa, column)
+        if isinstance(converted, Problem):
+            problems.append(Problem(converted.code, converted.message, column=name))
+        else:
+            values[name] = converted
+    if problems:
+        raise InputError(problems)
+    return predictor.select(names, values, extra, on_ignored)
+
+
+def _numbers(pa: Any, column: Any) -> np.ndarray | Problem:
+    kind = column.type
+    if pa.types.is_decimal(kind):
+        column = column.cast(pa.float64())
+    elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
+        return Problem(
+            Code.not_a_number,
+            f"expected a number column (integer or floating point), got Arrow type {kind}",
+        )
+    out: np.ndarray = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return out
+
+
+def _categories(pa: Any, column: Any) -> np.ndarray | Problem:
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.dictionary_decode(), kind.value_type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if text or pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind):
+        out: np.ndarray = column.to_numpy(zero_copy_only=False)
+        return out if out.dtype.kind == "O" else _as_objects(out)
+    return Problem(
+        Code.not_a_category,
+        f"expected a string column (or integers), got Arrow type {kind}",
+    )
+
+
+def _as_objects(values: np.ndarray) -> np.ndarray:
+    """Integers or booleans (nulls: NaN) as Python objects, which ``to_categorical`` spells."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values.tolist()
+    return out
+
+
+def encode(result: Prediction, predictor: Predictor) -> bytes:
+    """One record batch: ``prediction`` then ``proba_<class>``; the model in the metadata."""
+    pa = _pyarrow(Code.not_acceptable)
+    kind = pa.string() if predictor.is_classifier else pa.float64()
+    arrays = {
+        name: pa.array(values, kind) if i == 0 else pa.array(values, pa.float64())
+        for i, (name, values) in enumerate(result.columns().items())
+    }
+    info = predictor.info
+    metadata = {"model_name": info.name, "model_version": info.version, "run_id": info.run_id}
+    table = pa.table(arrays, metadata={k: str(v) for k, v in metadata.items()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    out: bytes = sink.getvalue().to_pybytes()
+    return out
