@@ -57,6 +57,7 @@ MODELS = {"lr": "logistic_regression", "rf": "random_forest", "hgb": "hist_gradi
 MLSERVER = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"]
 SERVERS = ("mlship", "mlserver", "mlflow")
 LOADS = (1, 1000)
+BODY_SIZES = (1, 1000, 10000)  # --loads picks among these
 STARTED = time.monotonic()
 
 
@@ -135,25 +136,29 @@ def loadgen_main(spec: str) -> None:
     print(json.dumps(result))
 
 
-def http_request(path: str, body: bytes) -> bytes:
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n{lines}Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 
 WRK_LUA = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
+{headers}
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
 """
 
 
-def wrk_command(port: int, path: str, body: Path, concurrency: int, seconds: float) -> list[str]:
+def wrk_command(
+    port: int, path: str, body: Path, concurrency: int, seconds: float, headers: dict[str, str]
+) -> list[str]:
     script = body.with_suffix(".lua")
-    script.write_text(WRK_LUA.replace("{body}", str(body)))
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
+    script.write_text(WRK_LUA.replace("{body}", str(body)).replace("{headers}", lines))
     return [
         "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script),
         f"http://{HOST}:{port}{path}",
@@ -185,15 +190,16 @@ class Pinning:
 
 
 def measure(
-    port: int, path: str, body: Path, concurrency: int, seconds: float, pin: Pinning
+    port: int, server: Server, body: Path, concurrency: int, seconds: float, pin: Pinning
 ) -> dict[str, float]:
-    """One cell: requests/s of ``body`` to ``path`` at ``concurrency`` for ``seconds``."""
+    """One cell: requests/s of ``body`` to the server at ``concurrency`` for ``seconds``."""
+    path, headers = server.score, server.headers
     if shutil.which("wrk"):
-        command = [*pin.load, *wrk_command(port, path, body, concurrency, seconds)]
+        command = [*pin.load, *wrk_command(port, path, body, concurrency, seconds, headers)]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         return parse_wrk(out)
     request = body.with_suffix(".http")
-    request.write_bytes(http_request(path, body.read_bytes()))
+    request.write_bytes(http_request(path, body.read_bytes(), headers))
     spec = {"port": port, "request": str(request), "concurrency": concurrency, "seconds": seconds}
     command = [*pin.load, sys.executable, str(Path(__file__)), "--loadgen", json.dumps(spec)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -221,15 +227,15 @@ def get_status(port: int, path: str) -> int:
         conn.close()
 
 
-def post(port: int, path: str, body: bytes) -> Any:
+def post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
     conn = http.client.HTTPConnection(HOST, port, timeout=60)
     try:
-        conn.request("POST", path, body, {"Content-Type": "application/json"})
+        conn.request("POST", path, body, headers or JSON_HEADERS)
         reply = conn.getresponse()
         data = reply.read()
         if reply.status != 200:
             raise RuntimeError(f"POST {path}: {reply.status} {data[:300]!r}")
-        return json.loads(data)
+        return data
     finally:
         conn.close()
 
@@ -243,9 +249,10 @@ class Server:
     ready: str
     score: str
     bodies: dict[int, Path]
-    proba: Callable[[Any], float]  # P(positive class) of row 0 in a reply
+    proba: Callable[[bytes], float]  # P(positive class) of row 0 in a reply
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = ROOT
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON_HEADERS))
 
 
 @dataclass
@@ -375,25 +382,70 @@ def our_version(package: str) -> str:
 
 def write_bodies(work: Path, tag: str, make: Callable[[Any], bytes]) -> dict[int, Path]:
     out = {}
-    for count in LOADS:
+    for count in BODY_SIZES:
         path = work / f"{tag}-{count}.json"
         path.write_bytes(make(rows(count)))
         out[count] = path
     return out
 
 
-def mlship_server(model_dir: Path, work: Path, positive: str) -> Server:
+def columnar_body(frame: Any) -> bytes:
+    """MLflow's columnar ``{"inputs": {column: [values]}}``."""
+    data = json.loads(frame.to_json(orient="split", index=False))
+    columns = {name: [row[j] for row in data["data"]] for j, name in enumerate(data["columns"])}
+    return json.dumps({"inputs": columns}).encode()
+
+
+def arrow_body(frame: Any) -> bytes:
+    """An Arrow IPC stream of the feature columns."""
+    import io
+
+    import pyarrow as pa
+
+    sink = io.BytesIO()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def arrow_proba(reply: bytes, positive: str) -> float:
+    import pyarrow as pa
+
+    return float(pa.ipc.open_stream(reply).read_all().column(f"proba_{positive}")[0].as_py())
+
+
+ARROW = "application/vnd.apache.arrow.stream"
+# mlship's body variants: (name, body maker, route, headers, P(positive) of row 0)
+VARIANTS: dict[str, tuple[Callable[[Any], bytes], str, dict[str, str], str]] = {
+    "split": (split_body, "/score", JSON_HEADERS, "records"),
+    "columnar": (columnar_body, "/score?format=columnar", JSON_HEADERS, "columnar"),
+    "arrow": (arrow_body, "/score", {"Content-Type": ARROW, "Accept": ARROW}, "arrow"),
+}
+
+
+def mlship_server(
+    model_dir: Path, work: Path, positive: str, options: argparse.Namespace, variant: str
+) -> Server:
     command = [
         str(VENV_BIN / "mlship"), "serve", "--model", str(model_dir), "--host", HOST,
         "--port", "{port}", "--workers", "1", "--max-rows", "100000",
+        "--runtime", options.runtime, "--threads", str(options.threads),
     ]  # fmt: skip
+    make, route, headers, reply = VARIANTS[variant]
+    readers: dict[str, Callable[[bytes], float]] = {
+        "records": lambda r: float(json.loads(r)["probabilities"][0][positive]),
+        "columnar": lambda r: float(json.loads(r)["probabilities"][positive][0]),
+        "arrow": lambda r: arrow_proba(r, positive),
+    }
     return Server(
-        "mlship",
+        "mlship" if variant == "split" else f"mlship {variant}",
         command,
         "/ready",
-        "/score",
-        write_bodies(work, "split", split_body),
-        lambda reply: float(reply["probabilities"][0][positive]),
+        route,
+        write_bodies(work, variant, make),
+        readers[reply],
+        headers=dict(headers),
     )
 
 
@@ -423,7 +475,7 @@ def mlserver_server(model_dir: Path, work: Path, venv: Path, meta: dict[str, Any
         "/v2/models/oj/ready",
         "/v2/models/oj/infer",
         write_bodies(work, f"v2-{model_dir.name}", lambda f: v2_body(f, categorical)),
-        lambda reply: float(reply["outputs"][0]["data"][index]),
+        lambda reply: float(json.loads(reply)["outputs"][0]["data"][index]),
         env={"MLSERVER_PARALLEL_WORKERS": "0", "PATH": f"{venv}/bin:{os.environ['PATH']}"},
         cwd=folder,
     )
@@ -440,7 +492,7 @@ def mlflow_server(model_dir: Path, work: Path, venv: Path, positive: str) -> Ser
         "/ping",
         "/invocations",
         write_bodies(work, "split", split_body),
-        lambda reply: float(reply["predictions"][0][f"proba_{positive}"]),
+        lambda reply: float(json.loads(reply)["predictions"][0][f"proba_{positive}"]),
         env={"PATH": f"{venv}/bin:{os.environ['PATH']}"},
     )
 
@@ -482,28 +534,29 @@ class Plan:
     seconds: float
     pin: Pinning
     work: Path
+    loads: tuple[int, ...] = LOADS
 
 
 def bench_server(model: str, server: Server, round_no: int, plan: Plan) -> Cell:
     progress(f"round {round_no} {model}: starting {server.name}")
     with running(server, plan.pin, plan.work) as live:
         cell = Cell(model, server.name, round_no, live.seconds_to_ready)
-        reply = post(live.port, server.score, server.bodies[1].read_bytes())
+        reply = post(live.port, server.score, server.bodies[1].read_bytes(), server.headers)
         cell.proba = server.proba(reply)
-        if server.name == "mlship":
+        if server.name.startswith("mlship"):
             meta = json.loads(http_get(live.port, "/metadata"))
             cell.runtime = str(meta.get("runtime", ""))
-        for count in LOADS:  # warm-up: a handful of requests of each size
+        for count in plan.loads:  # warm-up: a handful of requests of each size
             for _ in range(3):
-                post(live.port, server.score, server.bodies[count].read_bytes())
-        for count in LOADS:
+                post(live.port, server.score, server.bodies[count].read_bytes(), server.headers)
+        for count in plan.loads:
             body = server.bodies[count]
-            got = measure(live.port, server.score, body, plan.concurrency, plan.seconds, plan.pin)
+            got = measure(live.port, server, body, plan.concurrency, plan.seconds, plan.pin)
             cell.requests_per_s[count] = got["requests_per_s"]
             cell.errors[count] = int(got["errors"])
     progress(
         f"round {round_no} {model}: {server.name} ready in {cell.seconds_to_ready:.1f} s, "
-        + ", ".join(f"{n:,} row(s) {cell.requests_per_s[n]:,.1f}/s" for n in LOADS)
+        + ", ".join(f"{n:,} row(s) {cell.requests_per_s[n]:,.1f}/s" for n in plan.loads)
     )
     return cell
 
@@ -538,28 +591,34 @@ def ratio(a: float | None, b: float | None) -> str:
     return "" if a is None or not b else f"{a / b:.1f}x"
 
 
+TITLES = {"mlserver": "MLServer 1.7.1", "mlflow": "mlflow models serve", "no-op": "no-op FastAPI"}
+
+
 def table(cells: list[Cell], models: list[str]) -> str:
+    """requests/s per server (every mlship body variant that ran), then the ratios."""
+    present = {c.server for c in cells}
+    ours = [n for n in ("mlship", *(f"mlship {v}" for v in VARIANTS)) if n in present]
+    columns = [*ours, *(n for n in ("mlserver", "mlflow", "no-op") if n in present)]
+    ratios = [(o, p) for o in ours for p in ("mlserver", "mlflow") if p in present]
+    loads = sorted({n for c in cells for n in c.requests_per_s})
+    head = [TITLES.get(n, n) for n in columns] + [f"{o}/{TITLES[p]}" for o, p in ratios]
     lines = [
-        "| model | load | mlship | MLServer 1.7.1 | mlflow models serve | no-op FastAPI "
-        "| mlship/MLServer | mlship/mlflow |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | load | " + " | ".join(head) + " |",
+        "|---|---|" + "---:|" * len(head),
     ]
     for model in models:
         runtime = next((c.runtime for c in cells if c.model == model and c.runtime), "?")
-        for load in LOADS:
-            ours = median_of(cells, model, "mlship", load)
-            peer = median_of(cells, model, "mlserver", load)
-            flow = median_of(cells, model, "mlflow", load)
-            noop = median_of(cells, "", "no-op", load)
+        for load in loads:
+            value = {n: median_of(cells, "" if n == "no-op" else model, n, load) for n in columns}
             rows_text = "1 row" if load == 1 else f"{load:,} rows"
-            lines.append(
-                f"| {model} ({runtime}) | {rows_text}, c8 | {fmt(ours)} | {fmt(peer)} | "
-                f"{fmt(flow)} | {fmt(noop)} | {ratio(ours, peer)} | {ratio(ours, flow)} |"
-            )
-    lines += ["", "| model | start to ready, s | mlship | MLServer 1.7.1 | mlflow models serve |",
-              "|---|---|---:|---:|---:|"]  # fmt: skip
+            figures = [fmt(value[n]) for n in columns]
+            figures += [ratio(value[o], value[p]) for o, p in ratios]
+            lines.append(f"| {model} ({runtime}) | {rows_text}, c8 | " + " | ".join(figures) + " |")
+    servers = [n for n in (*ours, *SERVERS[1:]) if n in present]
+    lines += ["", "| model | start to ready, s | " + " | ".join(TITLES.get(n, n) for n in servers)
+              + " |", "|---|---|" + "---:|" * len(servers)]  # fmt: skip
     for model in models:
-        ready = [fmt(median_of(cells, model, s, None), 1) for s in SERVERS]
+        ready = [fmt(median_of(cells, model, s, None), 1) for s in servers]
         lines.append(f"| {model} | median | {' | '.join(ready)} |")
     return "\n".join(lines)
 
@@ -589,18 +648,34 @@ def parse_args() -> argparse.Namespace:
         "--cache-dir", type=Path,
         default=Path(os.environ.get("MLSHIP_BENCH_CACHE", Path.home() / ".cache" / "mlship-bench")),
     )  # fmt: skip
+    parser.add_argument("--runtime", default="auto", help="mlship serve --runtime")
+    parser.add_argument("--threads", type=int, default=1, help="mlship serve --threads")
+    parser.add_argument(
+        "--variants", default="split",
+        help="mlship bodies, comma list of split (dataframe_split, records reply), columnar "
+        "(columnar inputs, ?format=columnar), arrow (Arrow in and out); split is the main table",
+    )  # fmt: skip
+    parser.add_argument("--loads", default="1,1000", help="rows per request, comma list")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.variants = args.variants.split(",")
+    args.loads = [int(n) for n in args.loads.split(",")]
+    if set(args.loads) - set(BODY_SIZES):
+        parser.error(f"--loads: use {', '.join(map(str, BODY_SIZES))}")
+    if set(args.variants) - set(VARIANTS):
+        parser.error(f"--variants: use {', '.join(VARIANTS)}")
     unknown = set(args.models.split(",")) - set(MODELS)
     if unknown:
         parser.error(f"--models: unknown {', '.join(sorted(unknown))} (use lr, rf, hgb)")
     return args
 
 
-def model_servers(model_dir: Path, plan: Plan, venvs: dict[str, Path]) -> list[Server]:
+def model_servers(
+    model_dir: Path, plan: Plan, venvs: dict[str, Path], options: argparse.Namespace
+) -> list[Server]:
     meta = model_meta(model_dir)
     positive = str(meta["positive_class"])
-    servers = [mlship_server(model_dir, plan.work, positive)]
+    servers = [mlship_server(model_dir, plan.work, positive, options, v) for v in options.variants]
     if venvs:
         servers.append(mlserver_server(model_dir, plan.work, venvs["mlserver"], meta))
         servers.append(mlflow_server(model_dir, plan.work, venvs["mlflow"], positive))
@@ -627,12 +702,13 @@ def main() -> None:
         loadgen_main(args.loadgen)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
-    plan = Plan(args.concurrency, args.seconds, Pinning.choose(not args.no_pin), work)
+    pin = Pinning.choose(not args.no_pin)
+    plan = Plan(args.concurrency, args.seconds, pin, work, tuple(args.loads))
     loadgen = "wrk" if shutil.which("wrk") else "asyncio keep-alive client (this file)"
     pinning = "server on core 0, load on core 1" if plan.pin.server else "not pinned"
     progress(f"load generator: {loadgen}; {pinning}; work dir {work}")
     venvs, dirs = setup(args, work)
-    servers = {model: model_servers(d, plan, venvs) for model, d in dirs.items()}
+    servers = {model: model_servers(d, plan, venvs, args) for model, d in dirs.items()}
     cells: list[Cell] = []
     for round_no in range(1, args.rounds + 1):
         cells.append(bench_server("", noop_server(work), round_no, plan))
