@@ -17,6 +17,7 @@ from mlship.cli import (
     compare,
     config,
     evaluate,
+    explain,
     image,
     monitor,
     predict,
@@ -37,6 +38,7 @@ app.command()(train.train)
 app.command()(tune.tune)
 app.command()(compare.compare)
 app.command()(evaluate.evaluate)
+app.command()(explain.explain)
 app.command()(monitor.monitor)
 app.command()(predict.predict)
 app.command()(registry.promote)

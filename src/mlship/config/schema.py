@@ -241,6 +241,23 @@ class TuneConfig(_Strict):
     )
 
 
+class ExplainConfig(_Strict):
+    enabled: bool = Field(
+        default=True,
+        description="Log explanations with each training run: permutation importance on the "
+        "holdout and SHAP summaries per raw feature (docs/explanations.md).",
+    )
+    max_rows: int = Field(
+        default=1000,
+        ge=1,
+        description="Holdout rows explained at most (a seeded sample beyond it), for both "
+        "SHAP and permutation importance: keeps the cost small on large data.",
+    )
+    permutation_repeats: int = Field(
+        default=5, ge=1, description="Shuffles per feature in permutation importance (seeded)."
+    )
+
+
 class MonitorConfig(_Strict):
     psi_threshold: float = Field(
         default=0.2,
@@ -279,6 +296,7 @@ class Settings(_Strict):
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     tracking: TrackingConfig
     output: OutputConfig
 

@@ -36,6 +36,7 @@ from mlship.storage import owned_prefix
 from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
 from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
+from mlship.training.explain_report import log_explanations
 from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
 from mlship.training.pipeline import build_pipeline, sklearn_runtime_packages
 from mlship.training.profiling import build_profile
@@ -270,6 +271,7 @@ def run(
     metrics |= decision.metrics
     record = run_record(settings, data, env, config_path, decision.threshold)
     registered = track(settings, data, model, metrics, record, progress)
+    log_explanations(settings, data, model, registered.run_id, progress)  # explain.* settings
     export(settings, registered, progress)
     set_alias(uri, registered.name, settings.tracking.alias, registered.version)
     return TrainResult(
