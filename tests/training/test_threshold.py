@@ -10,6 +10,7 @@ dirs still label by argmax.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from mlship.config import load_settings
-from mlship.errors import ConfigError
+from mlship.errors import ConfigError, DataError
 from mlship.model import layout
 from mlship.model.manifest import write_manifest
 from mlship.scoring.predictor import Predictor
@@ -95,6 +96,12 @@ def test_the_best_threshold_beats_every_other(name: str) -> None:
     assert value == pytest.approx(abs(score(best)))
 
 
+def test_one_class_or_no_rows_leaves_nothing_to_choose() -> None:
+    for truth in (np.ones(4, bool), np.zeros(4, bool), np.zeros(0, bool)):
+        with pytest.raises(DataError, match="do not hold both classes"):
+            best_threshold(np.linspace(0.1, 0.9, len(truth)), truth, "f1")
+
+
 # -- config errors name the key ----------------------------------------------------------------
 
 
@@ -136,8 +143,6 @@ def test_a_threshold_for_a_multiclass_target_is_one_line_naming_the_key(workdir:
 
 
 def _literal(text: str) -> str:
-    import re
-
     return re.escape(text)
 
 

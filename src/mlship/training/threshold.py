@@ -104,9 +104,10 @@ def best_threshold(
     scores: np.ndarray, positive: np.ndarray, name: str, cost: tuple[float, float] | None = None
 ) -> tuple[float, float]:
     """The threshold with the best ``name`` on these scores, and that best value."""
-    found = candidates(scores, positive)
-    if found.positives == 0 or found.negatives == 0:
-        raise DataError("decision.optimize: the out-of-fold rows hold only one class")
+    truth = np.asarray(positive, dtype=bool)
+    if truth.all() or not truth.any():  # also no rows at all
+        raise DataError("decision.optimize: the out-of-fold rows do not hold both classes")
+    found = candidates(scores, truth)
     if not len(found.thresholds):
         raise DataError("decision.optimize: the out-of-fold probabilities leave no threshold")
     values = objective(found, name, cost)
