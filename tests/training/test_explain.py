@@ -152,7 +152,7 @@ def test_a_tree_model_shap_cannot_explain_falls_back_to_the_agnostic_explainer(o
     ).fit(oj.parts.x_train, oj.parts.y_train)
     rows = oj.parts.x_test.head(15)
     explained = explain_rows(model, rows, oj.parts.x_train, oj.dataset.classes, "MM")
-    assert explained.explainer.startswith("permutation (after tree: contributions miss")
+    assert explained.explainer.startswith("permutation (tree: contributions miss")
     assert explained.features == [*numeric, "StoreID"]
     p_mm = model.predict_proba(rows)[:, 1]
     total = explained.base[:, 0] + explained.values[:, :, 0].sum(axis=1)
@@ -171,7 +171,9 @@ def test_training_leaves_a_model_without_a_fast_explainer_to_permutation_importa
     model = Pipeline(
         [("preprocess", linear[0]), ("model", CalibratedClassifierCV(linear[-1], cv=3))]
     ).fit(oj.parts.x_train, oj.parts.y_train)
-    with pytest.raises(ExplainError, match="CalibratedClassifierCV: no tree or linear"):
+    with pytest.raises(
+        ExplainError, match=r"CalibratedClassifierCV \(no tree or linear explainer\)"
+    ):
         explain_rows(model, oj.parts.x_test, oj.parts.x_train, oj.dataset.classes, "MM",
                      agnostic=False)  # fmt: skip
 

@@ -170,9 +170,9 @@ def explain_rows(
         values, base, outputs, scale = explained
         groups = raw_feature_groups(preprocess)
         summed = np.stack([values[:, idx, :].sum(axis=1) for _, idx in groups], axis=1)
-        explainer = method if not reasons else f"{method} (after {'; '.join(reasons)})"
+        explainer = method if not reasons else f"{method} ({'; '.join(reasons)})"
         return Contributions(summed, base, [g for g, _ in groups], outputs, scale, explainer)
-    raise ExplainError(f"no SHAP explainer fits {kind}: {'; '.join(reasons)}")
+    raise ExplainError(f"no SHAP explainer fits {kind} ({'; '.join(reasons)})")
 
 
 def _shap(method: str, estimator: Any, x: np.ndarray, bg: np.ndarray, seed: int) -> tuple[Any, str]:
