@@ -315,3 +315,31 @@ def test_format_2_and_0_1_0_dirs_label_by_argmax(tuned: Path, tmp_path: Path) ->
     with TestClient(create_app(ServeSettings(model_dir=old), background_load=False)) as client:
         meta = client.get("/metadata").json()
     assert (meta["decision_threshold"], meta["decision_rule"]) == (0.5, "argmax")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_plain_mlflow_without_mlship_labels_at_the_threshold(
+    tuned: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import subprocess
+
+    from tests import venvs
+    from tests.model.test_plain_mlflow import _clean_env, plain_predict
+
+    model_dir = tuned / "model"
+    python = venvs.create(tmp_path_factory.mktemp("plain-threshold") / "venv", _clean_env())
+    done = subprocess.run(
+        [*venvs.install_command(python), "-r", str(model_dir / "requirements.txt")],
+        capture_output=True, text=True, env=_clean_env(), timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = pd.read_csv(OJ_CSV)
+    reply = plain_predict(python, model_dir, frame, tmp_path_factory.mktemp("plain-reply"))
+    theirs = pd.DataFrame(reply["data"], columns=reply["columns"])
+    cut = _metadata(model_dir)["decision_threshold"]
+    assert theirs["prediction"].tolist() == np.where(theirs["proba_MM"] >= cut, "MM", "CH").tolist()
+    ours = Predictor.load(model_dir).predict_frame(frame).predictions
+    assert theirs["prediction"].tolist() == ours
+    argmax = np.where(theirs["proba_MM"] > theirs["proba_CH"], "MM", "CH").tolist()
+    assert theirs["prediction"].tolist() != argmax
