@@ -77,9 +77,7 @@ def explain(
 ) -> None:
     """Per-row SHAP contributions of each feature to the model's output (training env only).
 
-    Binary classifiers: toward the positive class, in log-odds (probability for a random
-    forest); multiclass: toward each class; regression: the predicted value. For every row
-    base_value plus the shap_* columns is that output. See docs/explanations.md.
+    Per row, base_value + the shap_* columns = the output (binary: toward the positive class).
     """
 
     def body() -> None:

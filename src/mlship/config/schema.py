@@ -243,15 +243,10 @@ class TuneConfig(_Strict):
 
 class ExplainConfig(_Strict):
     enabled: bool = Field(
-        default=True,
-        description="Log explanations with each training run: permutation importance on the "
-        "holdout and SHAP summaries per raw feature (docs/explanations.md).",
+        default=True, description="Log permutation importance and SHAP summaries with each run."
     )
     max_rows: int = Field(
-        default=1000,
-        ge=1,
-        description="Holdout rows explained at most (a seeded sample beyond it), for both "
-        "SHAP and permutation importance: keeps the cost small on large data.",
+        default=1000, ge=1, description="Holdout rows explained at most (a seeded sample beyond)."
     )
     permutation_repeats: int = Field(
         default=5, ge=1, description="Shuffles per feature in permutation importance (seeded)."
