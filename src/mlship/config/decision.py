@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class _Closed(BaseModel):
@@ -87,3 +87,20 @@ def check_decision(decision: DecisionConfig, task: Any, model: Any) -> None:
         raise ValueError(f"{decision.key} needs a binary classifier; task is regression")
     if decision.optimize and model is not None and model.engine == "dask":
         raise ValueError("decision.optimize needs model.engine local (its CV fits run here)")
+
+
+class CrossChecked(_Closed):
+    """``Settings``' checks across sections; a field validator sees the fields declared before
+    its own (``task`` comes first), and its error names the section."""
+
+    @field_validator("model", check_fields=False)
+    @classmethod
+    def _calibrated_classifier(cls, model: Any, info: ValidationInfo) -> Any:
+        check_calibration(model.calibration, info.data.get("task"))
+        return model
+
+    @field_validator("decision", check_fields=False)
+    @classmethod
+    def _binary_decision(cls, decision: DecisionConfig, info: ValidationInfo) -> DecisionConfig:
+        check_decision(decision, info.data.get("task"), info.data.get("model"))
+        return decision

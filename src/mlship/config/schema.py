@@ -10,9 +10,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlship.config.decision import DecisionConfig, check_calibration, check_decision
+from mlship.config.decision import CrossChecked, DecisionConfig
 
 DEFAULT_CONFIG = Path("configs/base.yaml")
 DEFAULT_ENV_DIR = Path("configs/env")
@@ -138,9 +138,8 @@ class ModelConfig(_Strict):
     dask: DaskConfig = Field(default_factory=DaskConfig, description="model.engine dask only.")
     calibration: Literal["none", "sigmoid", "isotonic"] = Field(
         default="none",
-        description="Classifiers: wrap the estimator in scikit-learn's CalibratedClassifierCV "
-        "(sigmoid: Platt scaling; isotonic: a monotone step fit), cross-validated on the "
-        "training part only. none: the estimator's own probabilities.",
+        description="Classifiers: wrap the estimator in CalibratedClassifierCV (sigmoid, or "
+        "isotonic), cross-validated on the training part only (docs/calibration.md).",
     )
     calibration_folds: int = Field(
         default=5, ge=2, description="model.calibration only: CalibratedClassifierCV's folds."
@@ -276,7 +275,7 @@ class MonitorConfig(_Strict):
     )
 
 
-class Settings(_Strict):
+class Settings(CrossChecked):
     """The whole training job, as validated after all layers are merged."""
 
     task: Task = Field(default=Task.classification, description="classification or regression.")
@@ -294,16 +293,3 @@ class Settings(_Strict):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     tracking: TrackingConfig
     output: OutputConfig
-
-    # Field validators see the fields declared before theirs: ``task`` is first.
-    @field_validator("model")
-    @classmethod
-    def _calibrated_classifier(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
-        check_calibration(model.calibration, info.data.get("task"))
-        return model
-
-    @field_validator("decision")
-    @classmethod
-    def _binary_decision(cls, decision: DecisionConfig, info: ValidationInfo) -> DecisionConfig:
-        check_decision(decision, info.data.get("task"), info.data.get("model"))
-        return decision
