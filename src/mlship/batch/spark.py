@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from mlship.batch.hadoop import HadoopPath, sibling
 from mlship.batch.options import BatchOptions, OnError
 from mlship.batch.reader import require_columns
-from mlship.batch.report import REPORTED, BadRowsError, BatchResult, Located
+from mlship.batch.report import BadRowsError, BatchResult
+from mlship.batch.spark_report import count, rejects
 from mlship.batch.spark_scorer import (
     KEYS,
     MALFORMED,
@@ -37,7 +38,6 @@ from mlship.batch.spark_scorer import (
 )
 from mlship.errors import DataError, MlshipError, ModelError
 from mlship.scoring.predictor import Predictor
-from mlship.scoring.problems import Code
 from mlship.storage import has_suffix, infer_format
 
 if TYPE_CHECKING:
@@ -152,22 +152,6 @@ def _ship_model(spark: SparkSession, model_dir: Path) -> str:
     return root.name
 
 
-def _located(row: Any, text: bool) -> Located:
-    first_split = int(row["_block"]) == 0
-    position = int(row["_pos"])
-    error = row["_error"]
-    if not first_split:
-        error = f"{error} (in the split at byte {row['_block']}, row {position} of it)"
-    return Located(
-        file=row["_file"],
-        error=error,
-        row=position if first_split else None,
-        line=position + 2 if first_split and text else None,
-        column=row["_column"],
-        code=Code(row["_code"]),
-    )
-
-
 def _scored(
     spark: SparkSession, predictor: Predictor, model_dir: Path, options: BatchOptions, fmt: str
 ) -> tuple[DataFrame, Any]:
@@ -190,40 +174,6 @@ def _scored(
     layout = Layout(columns, options.id_column, fmt == "csv", line_shape)
     partition_scorer = scorer(name, layout)
     return selected.mapInPandas(partition_scorer, result_type), result_type
-
-
-def _count(scored: DataFrame, result: BatchResult, text: bool) -> None:
-    from pyspark.sql import functions as sf
-
-    counts = scored.agg(sf.count(sf.lit(1)).alias("rows"), sf.count("_error").alias("bad")).first()
-    result.rows = int(counts["rows"]) if counts else 0
-    result.rejected = int(counts["bad"]) if counts else 0
-    result.scored = result.rows - result.rejected
-    if result.rejected:
-        bad = scored.where(sf.col("_error").isNotNull())
-        first = bad.orderBy(*KEYS).limit(REPORTED).collect()
-        result.problems = [_located(r, text) for r in first]
-
-
-def _rejects(scored: DataFrame, text: bool) -> DataFrame:
-    """The rejected-rows output: file, row, line, error (with its column), the record."""
-    from pyspark.sql import functions as sf
-
-    block0 = sf.col("_block") == 0
-    with_column = sf.concat(sf.lit("column '"), sf.col("_column"), sf.lit("': "), sf.col("_error"))
-    return (
-        scored.where(sf.col("_error").isNotNull())
-        .orderBy(*KEYS)
-        .select(
-            sf.col("_file").alias("file"),
-            sf.when(block0, sf.col("_pos")).alias("row"),
-            sf.when(block0 & sf.lit(text), sf.col("_pos") + 2).alias("line"),
-            sf.when(sf.col("_column").isNotNull(), with_column)
-            .otherwise(sf.col("_error"))
-            .alias("error"),
-            sf.col("_record").alias("record"),
-        )
-    )
 
 
 def _commit(spark: SparkSession, targets: list[tuple[DataFrame, str]]) -> None:
@@ -279,14 +229,14 @@ def _score(
     result = BatchResult(output=options.output_uri, rejected_output=options.rejected_uri)
     try:
         with _spark_errors(f"scoring {options.input_uri}"):
-            _count(scored, result, text)
+            count(scored, result, text)
         if result.rejected and options.on_error == "fail":
             raise BadRowsError(result.problems, result.rejected)
         outputs = [c for c in result_type.fieldNames() if not c.startswith("_")]
         good = scored.where(sf.col("_error").isNull()).orderBy(*KEYS).select(*outputs)
         targets = [(good, options.output_uri)]
         if options.rejected_uri:
-            targets.append((_rejects(scored, text), options.rejected_uri))
+            targets.append((rejects(scored, text), options.rejected_uri))
         _commit(spark, targets)
     finally:
         scored.unpersist()
