@@ -59,6 +59,7 @@ def train_args(workdir: Path, *overrides: str, config: Path = BASE_CONFIG) -> li
         f"data.uri={ROOT / 'data' / _data_name(config)}",
         f"output.model_dir={workdir / 'model'}",
         f"tracking.uri=sqlite:///{workdir / 'mlruns.db'}",
+        "explain.enabled=false",  # ~10 s a training; trained_oj and the explain tests turn it on
         *overrides,
     ]
 
@@ -79,7 +80,7 @@ def trained_oj(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        result = run_cli(*train_args(work))
+        result = run_cli(*train_args(work, "explain.enabled=true"))
         assert result.exit_code == 0, result.output
     return work
 

@@ -9,7 +9,6 @@ the training holdout. The run is tagged with the model version, like an evaluati
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,8 +21,8 @@ from mlship.model import layout
 from mlship.model.profile import Profile, read_profile
 from mlship.monitoring.drift import features_drift, prediction_drift
 from mlship.monitoring.report import Monitoring, write_reports
+from mlship.registry.judged import Verdict, log_verdict
 from mlship.registry.models import export_model
-from mlship.registry.tracking import check_store, client, git_state
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
 from mlship.training.assess import REGISTRY_URI, score
@@ -129,39 +128,19 @@ def run_monitor(request: Request, tracking: tuple[str, str], progress: Progress)
 
 def _log(tracking: tuple[str, str], result: Monitoring, digest: str, output: Path) -> str:
     """The monitoring run, tagged with the model version; the reports as its artifacts."""
-    from mlflow.entities import Metric, Param
-
-    uri, experiment = tracking
-    info = result.info
-    check_store(uri, experiment)
-    mlflow = client(uri)
-    tags = {
-        "mlflow.runName": f"monitor-{info.name}-v{info.version}",
-        "mlship.kind": "monitoring",
-        "mlship.model_name": info.name,
-        "mlship.model_version": info.version,
-        "mlship.model_run_id": info.run_id,
-        "data.uri": result.data_uri,
-        "data.sha256": digest,
-        "monitor.dataset_drift": str(result.failed).lower(),
-        "monitor.drifted_features": ",".join(result.drifted)[:5000],
-        **git_state(),
-    }
-    run = mlflow.create_run(mlflow.get_experiment_by_name(experiment).experiment_id, tags=tags)
-    run_id = str(run.info.run_id)
-    stamp = run.info.start_time
     values = {"drift_share": result.drift_share, "drifted_features": float(len(result.drifted))}
     values |= {f"psi.{d.name}": d.psi for d in result.features}
     values |= {f"psi.prediction.{d.name}": d.psi for d in result.prediction}
-    values |= result.metrics | {
-        f"delta_{k}": v - info.metrics[k] for k, v in result.metrics.items() if k in info.metrics
+    tags = {
+        "monitor.dataset_drift": str(result.failed).lower(),
+        "monitor.drifted_features": ",".join(result.drifted)[:5000],
     }
-    mlflow.log_batch(run_id, metrics=[Metric(k, float(v), stamp, 0) for k, v in values.items()],
-                     params=[Param("data.rows", str(result.rows))])  # fmt: skip
-    summary, report = write_reports(replace(result, run_id=run_id), output)
-    mlflow.log_artifact(run_id, str(summary), "monitor")
-    mlflow.log_artifact(run_id, str(report), "monitor")
-    mlflow.set_terminated(run_id, "FINISHED")
-    with contextlib.suppress(Exception):  # the version may live in another store
-        mlflow.set_model_version_tag(info.name, info.version, "mlship.last_monitor_run", run_id)
-    return run_id
+    verdict = Verdict(
+        "monitoring", result.info, (result.data_uri, digest), result.rows,
+        values | result.metrics, tags, "mlship.last_monitor_run",
+    )  # fmt: skip
+    return log_verdict(
+        tracking,
+        verdict,
+        lambda run_id: list(write_reports(replace(result, run_id=run_id), output)),
+    )

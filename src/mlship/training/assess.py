@@ -7,7 +7,6 @@ the figures are those of the deployed model; the metrics are training's own code
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 from dataclasses import dataclass, replace
@@ -18,9 +17,9 @@ import pandas as pd
 
 from mlship.errors import ConfigError, DataError, MlshipError
 from mlship.model.saved import ModelInfo
+from mlship.registry.judged import Verdict, log_verdict
 from mlship.registry.models import export_model
 from mlship.registry.promotion import LOWER_IS_BETTER
-from mlship.registry.tracking import check_store, client, git_state
 from mlship.scoring.columns import category_text
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
@@ -127,43 +126,17 @@ def _load(source: str, uri: str, work: Path, progress: Progress) -> Predictor:
     )
 
 
-def _log(uri: str, experiment: str, result: Evaluation, data: tuple[str, str]) -> str:
+def _log(tracking: tuple[str, str], result: Evaluation, data: tuple[str, str]) -> str:
     """The evaluation run, tagged with the model version it judged (and the version with it)."""
-    from mlflow.entities import Metric, Param
-
-    data_uri, digest = data
-    info = result.info
-    check_store(uri, experiment)
-    mlflow = client(uri)
     tags = {
-        "mlflow.runName": f"evaluate-{info.name}-v{info.version}",
-        "mlship.kind": "evaluation",
-        "mlship.model_name": info.name,
-        "mlship.model_version": info.version,
-        "mlship.model_run_id": info.run_id,
         "serving.runtime": result.runtime,
-        "data.uri": data_uri,
-        "data.sha256": digest,
         "evaluation.passed": str(not result.breaches).lower(),
-        **git_state(),
     }
-    run = mlflow.create_run(mlflow.get_experiment_by_name(experiment).experiment_id, tags=tags)
-    stamp = run.info.start_time
-    values = result.metrics | {
-        f"delta_{k}": v - result.training[k]
-        for k, v in result.metrics.items()
-        if k in result.training
-    }
-    mlflow.log_batch(run.info.run_id, metrics=[Metric(k, v, stamp, 0) for k, v in values.items()],
-                     params=[Param("data.rows", str(result.rows))])  # fmt: skip
-    mlflow.set_terminated(run.info.run_id, "FINISHED")
-    # The version may live in another store (a model dir from elsewhere): the link back is a
-    # courtesy, the run is logged and tagged either way.
-    with contextlib.suppress(Exception):
-        mlflow.set_model_version_tag(
-            info.name, info.version, "mlship.last_evaluation_run", run.info.run_id
-        )
-    return str(run.info.run_id)
+    verdict = Verdict(
+        "evaluation", result.info, data, result.rows, result.metrics, tags,
+        "mlship.last_evaluation_run",
+    )  # fmt: skip
+    return log_verdict(tracking, verdict, None)
 
 
 def evaluate(
@@ -174,7 +147,7 @@ def evaluate(
     progress: Progress,
 ) -> Evaluation:
     """Score ``data_uri`` with ``source`` (a model dir or models:/name@alias) and log the run."""
-    uri, experiment = tracking
+    uri, _ = tracking
     with tempfile.TemporaryDirectory(prefix=owned_prefix("mlship-evaluate")) as work:
         predictor = _load(source, uri, Path(work), progress)
         progress(f"reading {data_uri}")
@@ -190,5 +163,5 @@ def evaluate(
         predictor.info, predictor.runtime, len(frame), metrics, training, breaches, ""
     )
     progress(f"logging the evaluation run to {uri}")
-    run_id = _log(uri, experiment, result, (data_uri, fingerprint(frame)))
+    run_id = _log(tracking, result, (data_uri, fingerprint(frame)))
     return replace(result, run_id=run_id)
