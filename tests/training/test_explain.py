@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlship.scoring.predictor import Predictor
 from tests.conftest import BASE_CONFIG, ENV_DIR, OJ_CSV, ROOT, run_cli
 
 # Small ensembles: the additivity of SHAP does not depend on the number of trees.
@@ -200,8 +201,8 @@ def test_the_training_run_logs_the_explanations(trained_oj: Path) -> None:
     from mlflow import MlflowClient
 
     mlflow = MlflowClient(tracking_uri=f"sqlite:///{trained_oj / 'mlruns.db'}")
-    experiment = mlflow.get_experiment_by_name("oj-purchase")
-    (run,) = mlflow.search_runs([experiment.experiment_id], max_results=1)
+    # The run of trained_oj's own model: other tests train more runs into the same store.
+    run = mlflow.get_run(Predictor.load(trained_oj / "model").info.run_id)
     names = {Path(a.path).name for a in mlflow.list_artifacts(run.info.run_id, "explain")}
     assert names == {
         "permutation_importance.csv",
