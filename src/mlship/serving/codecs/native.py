@@ -106,7 +106,7 @@ def _columnar(
 def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
     """``{"predictions", "probabilities" (classifiers), "model": {name, version, run_id}}``."""
     reply: dict[str, Any] = {"predictions": result.predictions}
-    probabilities = result.probability_records()
+    probabilities = cells.probability_records(result.probabilities, result.classes)
     if probabilities is not None:
         reply["probabilities"] = probabilities
     info = predictor.info

@@ -16,7 +16,7 @@ import orjson
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
-from mlship.serving.codecs import native, tabular
+from mlship.serving.codecs import cells, native, tabular
 from mlship.serving.codecs.native import decode
 
 __all__ = ["decode", "render"]
@@ -81,7 +81,7 @@ def render(result: Prediction, predictor: Predictor, kind: str) -> bytes:
             writer.writerow([label, *(probabilities[i] if probabilities else [])])
         return out.getvalue().encode()
     if kind == "application/jsonlines":
-        records = result.probability_records()
+        records = cells.probability_records(result.probabilities, result.classes)
         lines = [
             orjson.dumps(
                 {"prediction": label, **({"probabilities": records[i]} if records else {})}

@@ -10,6 +10,7 @@ from typing import Any
 
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.results import Prediction
+from mlship.serving.codecs import cells
 from mlship.serving.codecs.native import decode
 
 __all__ = ["decode", "encode"]
@@ -17,7 +18,7 @@ __all__ = ["decode", "encode"]
 
 def encode(result: Prediction, predictor: Predictor) -> dict[str, Any]:
     del predictor  # the reply carries no model identity in Vertex's contract
-    probabilities = result.probability_records()
+    probabilities = cells.probability_records(result.probabilities, result.classes)
     if probabilities is None:
         return {"predictions": result.predictions}
     return {
