@@ -1,7 +1,10 @@
 # Watching the model in production (docs/monitoring.md):
 #
 #   requests bucket   the scorer's request log (mlship serve --log-requests), one prefix per
-#                     model: gs://<project>-requests/<model>/requests-<UTC time>-...parquet
+#                     model: gs://<project>-requests/<model>/requests-<UTC time>-...csv. The
+#                     scorer mounts the bucket as a volume (services.tf) and logs to a folder
+#                     in it: the serving images carry no pyarrow (so CSV, not Parquet) and no
+#                     fsspec/gcsfs (so a folder, not a gs:// URI).
 #   monitor account   .github/workflows/monitor.yml: reads that bucket, calls the MLflow
 #                     server; nothing else (no deploy, no images, no Vertex AI)
 #   monitor pool      Workload Identity for that workflow only. It runs every day without a
@@ -35,12 +38,24 @@ resource "google_storage_bucket" "requests" {
       type = "Delete"
     }
   }
+
+  # A renamed file leaves its hidden temporary name behind as a noncurrent version: a week.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
 }
 
-# The scorer creates objects (each file once, whole: no overwrite, no delete, no listing).
+# The scorer writes through Cloud Storage FUSE, which looks objects up (get, list) and renames
+# the finished file (copy, then delete the hidden temporary one): object user, on this bucket
+# only. Versioning keeps what a delete removes, for as long as the lifecycle rules say.
 resource "google_storage_bucket_iam_member" "scorer_writes_requests" {
   bucket = google_storage_bucket.requests.name
-  role   = "roles/storage.objectCreator"
+  role   = "roles/storage.objectUser"
   member = google_service_account.scorer.member
 }
 
@@ -93,10 +108,13 @@ resource "google_service_account_iam_member" "github_impersonates_monitor" {
 }
 
 locals {
+  # Where monitor.yml reads the log; the scorer writes the same objects through its volume.
   request_log_uri = "gs://${google_storage_bucket.requests.name}/${var.model_name}/"
-  # The scorer logs only when asked: the serving images carry no pyarrow/gcsfs (docs).
-  request_log_env = var.request_log_sample_rate > 0 ? {
-    MLSHIP_LOG_REQUESTS    = local.request_log_uri
+  # Off unless asked: logged rows hold the callers' feature values (docs/monitoring.md).
+  request_logging   = var.request_log_sample_rate > 0
+  request_log_mount = "/requests"
+  request_log_env = local.request_logging ? {
+    MLSHIP_LOG_REQUESTS    = "${local.request_log_mount}/${var.model_name}"
     MLSHIP_LOG_SAMPLE_RATE = tostring(var.request_log_sample_rate)
   } : {}
 }

@@ -79,6 +79,23 @@ resource "google_cloud_run_v2_service" "scorer" {
     service_account                  = google_service_account.scorer.email
     max_instance_request_concurrency = 40
     labels                           = { model = var.model_name }
+    # A Cloud Storage volume (request logging) needs the second generation environment.
+    execution_environment = local.request_logging ? "EXECUTION_ENVIRONMENT_GEN2" : null
+
+    # The requests bucket as a folder (Cloud Storage FUSE), when request logging is on: the
+    # serving images have neither pyarrow nor gcsfuse/fsspec, so the scorer logs CSV files to
+    # a local folder, and this folder is the bucket (monitoring.tf). Each file is written
+    # under a hidden name and renamed when whole; FUSE uploads a file when it is closed.
+    dynamic "volumes" {
+      for_each = local.request_logging ? [1] : []
+      content {
+        name = "requests"
+        gcs {
+          bucket    = google_storage_bucket.requests.name
+          read_only = false
+        }
+      }
+    }
 
     scaling {
       min_instance_count = var.scorer_min_instances
@@ -107,6 +124,13 @@ resource "google_cloud_run_v2_service" "scorer" {
         content {
           name  = env.key
           value = env.value
+        }
+      }
+      dynamic "volume_mounts" {
+        for_each = local.request_logging ? [1] : []
+        content {
+          name       = "requests"
+          mount_path = local.request_log_mount
         }
       }
       resources {

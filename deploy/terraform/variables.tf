@@ -161,7 +161,7 @@ variable "vm_caller_ranges" {
 # --- monitoring (monitoring.tf) --------------------------------------------------------------
 
 variable "request_log_sample_rate" {
-  description = "Share of scored requests the Cloud Run scorer logs to the requests bucket (0: off). Needs a scorer image with pyarrow and gcsfs (docs/monitoring.md)."
+  description = "Share of scored requests the Cloud Run scorer logs to the requests bucket (0: off), as CSV files through a Cloud Storage volume (docs/monitoring.md)."
   type        = number
   default     = 0
 

@@ -149,11 +149,49 @@ def test_request_log_bucket_is_written_by_the_scorer_and_read_by_the_monitor_onl
     members = resources("google_storage_bucket_iam_member")
     on_requests = {n: b for n, b in members.items() if "requests" in b["bucket"]}
     assert {b["role"]: b["member"] for b in on_requests.values()} == {
-        "roles/storage.objectCreator": "${google_service_account.scorer.member}",
+        # Cloud Storage FUSE looks objects up and renames the finished file (copy + delete)
+        "roles/storage.objectUser": "${google_service_account.scorer.member}",
         "roles/storage.objectViewer": "${google_service_account.monitor.member}",
     }
-    rule = resources("google_storage_bucket")["requests"]["lifecycle_rule"][0]
-    assert rule["condition"][0]["age"] == "${var.request_log_retention_days}"
+    rules = resources("google_storage_bucket")["requests"]["lifecycle_rule"]
+    assert rules[0]["condition"][0]["age"] == "${var.request_log_retention_days}"
+    assert rules[1]["condition"][0]["days_since_noncurrent_time"] == 7  # the temporary names
+
+
+def monitoring_locals() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for block in parsed(TF / "monitoring.tf").get("locals", []):
+        found |= block
+    return found
+
+
+def test_scorer_logs_requests_as_files_into_the_mounted_bucket_when_asked() -> None:
+    # The images carry no pyarrow or fsspec: CSV files, to a folder that is the bucket.
+    template = resources("google_cloud_run_v2_service")["scorer"]["template"][0]
+    names = monitoring_locals()
+    assert names["request_logging"] == "${var.request_log_sample_rate > 0}"
+    on = "${local.request_logging ? [1] : []}"
+    assert template["execution_environment"] == (
+        '${local.request_logging ? "EXECUTION_ENVIRONMENT_GEN2" : null}'
+    )  # Cloud Storage volumes exist in gen2 only
+    volume = template["dynamic"][0]["volumes"]
+    assert volume["for_each"] == on
+    gcs = volume["content"][0]["gcs"][0]
+    assert gcs == {"bucket": "${google_storage_bucket.requests.name}", "read_only": False}
+    container = template["containers"][0]
+    dynamic = {name: body for item in container["dynamic"] for name, body in item.items()}
+    mount = dynamic["volume_mounts"]
+    assert mount["for_each"] == on
+    assert mount["content"][0] == {"name": volume["content"][0]["name"],
+                                   "mount_path": "${local.request_log_mount}"}  # fmt: skip
+    assert dynamic["env"]["for_each"] == "${local.request_log_env}"
+    env = names["request_log_env"]
+    assert "local.request_logging ?" in env and "MLSHIP_LOG_SAMPLE_RATE" in env
+    # a folder under the mount, the very prefix monitor.yml reads (request_log_uri)
+    assert '"${local.request_log_mount}/${var.model_name}"' in env
+    assert names["request_log_uri"].endswith("/${var.model_name}/")
+    assert names["request_log_mount"] == "/requests"
+    assert variables()["request_log_sample_rate"]["default"] == 0  # feature values: opt in
 
 
 def test_the_monitor_pool_trusts_its_own_environment_and_account_only() -> None:

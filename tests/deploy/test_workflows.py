@@ -125,7 +125,9 @@ def test_monitor_runs_daily_and_dispatches_training_on_drift() -> None:
     assert job["environment"] == "${{ inputs.env || 'prod' }}-monitor"
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "uv run mlship monitor" in runs and "--fail-on-drift" in runs
-    assert "requests-${day}T*.parquet" in runs  # the request log's file names, one UTC day
+    # the request log's file names, one UTC day: CSV (the serving images) or Parquet
+    assert 'requests-${day}T*.${ext}"' in runs and "for ext in csv parquet; do" in runs
+    assert "-name '*.csv' -o -name '*.parquet'" in runs
     assert "2) drift=true" in runs
     retrain = next(s for s in job["steps"] if "train.yml" in s.get("run", ""))
     assert retrain["if"] == "steps.monitor.outputs.drift == 'true'"

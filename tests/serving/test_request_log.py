@@ -182,25 +182,6 @@ def test_a_bad_destination_fails_in_one_line(uri: str, message: str) -> None:
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_a_missing_pyarrow_is_named_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    real_import = importlib.import_module
-
-    def no_pyarrow(name: str) -> Any:
-        if name.startswith("pyarrow"):
-            raise ImportError(name)
-        return real_import(name)
-
-    monkeypatch.setattr(importlib, "import_module", no_pyarrow)
-    with pytest.raises(MlshipError) as caught:
-        check_destination("/tmp/anywhere")
-    assert str(caught.value) == (
-        "--log-requests needs pyarrow, which this environment does not have: "
-        "pip install 'mlship[batch]' (pyarrow and fsspec)"
-    )
-
-
 def test_the_variables_turn_it_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLSHIP_LOG_REQUESTS", "gs://bucket/requests/")
     monkeypatch.setenv("MLSHIP_LOG_SAMPLE_RATE", "0.25")

@@ -102,8 +102,9 @@ def serve(
         typer.Option(
             metavar="URI",
             help="Log scored requests (features, prediction, probabilities) as Parquet files "
-            "to this folder or fsspec URI (gs://bucket/requests/, s3://...); needs pyarrow "
-            "(and fsspec): mlship[batch]. Also MLSHIP_LOG_REQUESTS. Default: off.",
+            "to this folder or fsspec URI (gs://bucket/requests/, s3://...); CSV files when "
+            "pyarrow is missing (the serving images); a URI needs fsspec: mlship[batch]. "
+            "Also MLSHIP_LOG_REQUESTS. Default: off.",
         ),
     ] = None,
     log_sample_rate: Annotated[
@@ -237,15 +238,17 @@ def absolute(uri: str) -> str:
 
 
 def check_request_log(settings: ServeSettings) -> str:
-    """Where requests are logged, for the start line ('' when off); fails now if it cannot."""
+    """Where and how requests are logged, for the start line ('' when off); fails now if it
+    cannot."""
     if settings.log_requests is None:
         return ""
     from mlship.serving.request_files import check_destination
 
-    check_destination(settings.log_requests)
+    fmt = check_destination(settings.log_requests)
     uri = settings.log_requests  # a local folder by name only: logs show no host paths
     where = uri if "://" in uri else Path(uri).name
-    return f", logging {settings.log_sample_rate:g} of requests to {where!r}"
+    why = " (no pyarrow here)" if fmt == "csv" else ""
+    return f", logging {settings.log_sample_rate:g} of requests to {where!r} as {fmt}{why}"
 
 
 def settings_from_argv(argv: list[str]) -> ServeSettings:

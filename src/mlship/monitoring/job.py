@@ -1,7 +1,7 @@
 """``mlship monitor``: a batch of rows against the model's reference profile, logged to MLflow.
 
-The batch is any table of rows (a CSV or Parquet file, a folder of Parquet files such as the
-service's request log): the model's feature columns are compared, the others (timestamp,
+The batch is any table of rows (a CSV or Parquet file, a folder of Parquet or CSV files such
+as the service's request log): the model's feature columns are compared, the others (timestamp,
 request_id, prediction, proba_*) ignored. It is scored with the serving ``Predictor`` for the
 prediction drift; with labels (``--target``) the metrics are ``mlship evaluate``'s, compared with
 the training holdout. The run is tagged with the model version, like an evaluation run.
@@ -89,6 +89,14 @@ def with_features(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     return frame
 
 
+def read_batch(uri: str, profile: Profile) -> pd.DataFrame:
+    """The rows at ``uri``; a folder of the service's CSV request log (the slim images write
+    CSV) is read with the profile's feature types, so categories stay text."""
+    from mlship.serving.request_csv import is_csv_log, read_logged
+
+    return read_logged(uri, profile) if is_csv_log(uri) else read_table(uri)
+
+
 def _performance(predictor: Predictor, frame: pd.DataFrame, target: str) -> dict[str, float]:
     if target not in frame.columns:
         raise DataError(f"data: no target column {target!r} (--target)")
@@ -105,7 +113,7 @@ def run_monitor(request: Request, tracking: tuple[str, str], progress: Progress)
         predictor, root = load_model(request.model, uri, Path(work), progress)
         profile = profile_of(root)
         progress(f"reading {request.data_uri}")
-        frame = with_features(read_table(request.data_uri), profile)
+        frame = with_features(read_batch(request.data_uri, profile), profile)
         features = frame[list(profile.features)]
         info = predictor.info
         progress(f"comparing {len(frame):,} rows with the profile of {info.name} v{info.version}")

@@ -1,10 +1,11 @@
-"""Where logged requests go, and how a batch of them becomes one Parquet file, atomically.
+"""Where logged requests go, and how a batch of them becomes one file, atomically.
 
 A destination is a local folder or any fsspec URI (``gs://bucket/requests/``, ``s3://...``).
 A reader never sees half a file:
 
 - local folder: the file is written under a hidden temporary name (``.<name>.tmp``, which
-  pyarrow's dataset readers skip) in the same folder, then renamed (``os.replace``);
+  pyarrow's dataset readers and ``mlship monitor`` skip) in the same folder, then renamed
+  (``os.replace``);
 - any other filesystem: the whole file is built in memory and uploaded in one call
   (``pipe_file``); an object store makes an object visible only once its upload completes.
 
@@ -12,8 +13,11 @@ File names are unique per process and never reused: the UTC time, the pid, a ran
 of the process (two containers can both be pid 1) and a sequence number, so no row is written
 twice, whatever the number of workers or replicas.
 
-pyarrow (and fsspec, for a URI) are checked when the service starts, in one line naming what
-to install: the serving images do not carry them.
+The format is Parquet when pyarrow is importable, else CSV (``mlship.serving.request_csv``:
+same columns, ``.csv`` names); the serving images carry no pyarrow, so they log CSV. A URI
+that is not a local folder needs fsspec (and its filesystem package), which the images do not
+carry either: they log to a local folder, such as a bucket mounted as a volume. Both are
+checked when the service starts, in one line.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from mlship.scoring.results import Prediction
 
 INSTALL = "pip install 'mlship[batch]' (pyarrow and fsspec)"
+PARQUET, CSV = "parquet", "csv"
 # Columns of every logged row before the features; a feature of the same name is prefixed.
 META = ("timestamp", "request_id", "model_name", "model_version", "route")
 FEATURE_PREFIX = "feature_"
@@ -67,24 +72,25 @@ def local_path(uri: str) -> Path:
     return Path(uri.removeprefix("file://")).expanduser().resolve()
 
 
-def check_destination(uri: str) -> None:
-    """Fail now, in one line, if requests cannot be logged to ``uri`` from this process."""
-    Destination.open(uri)
+def check_destination(uri: str) -> str:
+    """The format requests are logged in to ``uri``; fails now, in one line, if they cannot."""
+    return Destination.open(uri).format
 
 
 class Destination:
-    """A folder (local or fsspec) that receives whole Parquet files, one name each."""
+    """A folder (local or fsspec) that receives whole Parquet or CSV files, one name each."""
 
-    def __init__(self, uri: str, fs: Any, root: str) -> None:
+    def __init__(self, uri: str, fs: Any, root: str, fmt: str = PARQUET) -> None:
         self.uri = uri
         self.fs = fs  # None: a local folder
         self.root = root
+        self.format = fmt
         self.token = secrets.token_hex(4)
         self.sequence = itertools.count(1)
 
     @classmethod
     def open(cls, uri: str) -> Destination:
-        _require("pyarrow", "pyarrow.parquet")
+        fmt = PARQUET if _importable("pyarrow", "pyarrow.parquet") else CSV
         if is_local(uri):
             folder = local_path(uri)
             try:
@@ -95,8 +101,12 @@ class Destination:
                 ) from None
             if not os.access(folder, os.W_OK):
                 raise MlshipError(f"--log-requests {uri}: the folder is not writable")
-            return cls(uri, None, str(folder))
-        _require("fsspec")
+            return cls(uri, None, str(folder), fmt)
+        if not _importable("fsspec"):
+            raise MlshipError(
+                f"--log-requests {uri} needs fsspec, which this environment does not have: "
+                f"{INSTALL}; or log to a local folder (a bucket mounted as a volume, say)"
+            )
         import fsspec
 
         protocol = uri.split("://", 1)[0]
@@ -106,43 +116,71 @@ class Destination:
             raise MlshipError(f"--log-requests {uri}: {exc}".replace("\n", " ")) from None
         except ValueError as exc:  # unknown protocol
             raise MlshipError(f"--log-requests {uri}: {exc}") from None
-        return cls(uri, fs, uri.rstrip("/"))
+        return cls(uri, fs, uri.rstrip("/"), fmt)
 
     def name(self, when: float) -> str:
         stamp = datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        return f"requests-{stamp}-p{os.getpid()}-{self.token}-{next(self.sequence):06d}.parquet"
+        number = next(self.sequence)
+        return f"requests-{stamp}-p{os.getpid()}-{self.token}-{number:06d}.{self.format}"
 
-    def write(self, table: Any, when: float) -> str:
-        """Write ``table`` as one new file; its name."""
-        import pyarrow.parquet as pq
+    def convert(self, entries: list[Entry]) -> Any:
+        """The rows of ``entries`` (one model) in this format's buffer form: compact, and no
+        Python object per cell left for the garbage collector to walk."""
+        if self.format == CSV:
+            from mlship.serving.request_csv import csv_columns
 
+            return csv_columns(entries, feature_names(entries[0].predictor))
+        return to_table(entries)
+
+    def write(self, chunks: list[Any], when: float) -> str:
+        """Write the converted ``chunks`` as one new file; its name."""
         name = self.name(when)
+        data = self._encode(chunks)
         if self.fs is None:
             final = Path(self.root) / name
             temporary = final.with_name(f".{name}.tmp")
             try:
-                pq.write_table(table, temporary)
+                temporary.write_bytes(data)
                 temporary.replace(final)
             finally:
                 temporary.unlink(missing_ok=True)
             return name
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        self.fs.pipe_file(f"{self.root}/{name}", buffer.getvalue())
+        self.fs.pipe_file(f"{self.root}/{name}", data)
         return name
 
+    def _encode(self, chunks: list[Any]) -> bytes:
+        if self.format == CSV:
+            from mlship.serving.request_csv import csv_bytes
 
-def _require(*modules: str) -> None:
+            return csv_bytes(chunks)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(pa.concat_tables(chunks), buffer)
+        return buffer.getvalue()
+
+
+def _importable(*modules: str) -> bool:
     import importlib
 
-    for module in modules:
-        try:
+    try:
+        for module in modules:
             importlib.import_module(module)
-        except ImportError:
-            top = module.split(".")[0]
-            raise MlshipError(
-                f"--log-requests needs {top}, which this environment does not have: {INSTALL}"
-            ) from None
+    except ImportError:
+        return False
+    return True
+
+
+def feature_names(predictor: Predictor) -> list[tuple[str, str, bool]]:
+    """Per model input: its column in the log (prefixed when it would clash with the log's
+    own columns), its name in the request, whether it is numeric."""
+    info = predictor.info
+    taken = set(META) | {PREDICTION} | {f"{PROBA_PREFIX}{c}" for c in info.classes}
+    return [
+        (FEATURE_PREFIX + c.name if c.name in taken else c.name, c.name, c.kind == "numeric")
+        for c in predictor.columns
+    ]
 
 
 def to_table(entries: list[Entry]) -> Any:
@@ -165,11 +203,9 @@ def to_table(entries: list[Entry]) -> Any:
         "model_version": pa.array([info.version] * rows, pa.string()),
         "route": pa.array(_repeat([e.route for e in entries], counts, rows), pa.string()),
     }
-    taken = set(META) | {PREDICTION} | {f"{PROBA_PREFIX}{c}" for c in info.classes}
-    for column in predictor.columns:
-        raw = np.concatenate([e.columns[column.name] for e in entries])  # then one conversion
-        name = FEATURE_PREFIX + column.name if column.name in taken else column.name
-        arrays[name] = _feature(raw, column.kind == "numeric")
+    for logged, name, numeric in feature_names(predictor):
+        raw = np.concatenate([e.columns[name] for e in entries])  # then one conversion
+        arrays[logged] = _feature(raw, numeric)
     arrays.update(_results(entries))
     return pa.table(arrays)
 

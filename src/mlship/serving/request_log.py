@@ -1,7 +1,7 @@
-"""Request/response logging: scored rows to Parquet files, off the scoring path.
+"""Request/response logging: scored rows to Parquet (or CSV) files, off the scoring path.
 
 ``--log-requests URI`` turns it on (``mlship.serving.request_files`` for the destination and
-the file format). A scoring reply hands its rows to ``RequestLog.offer``, which only appends to
+the file formats). A scoring reply hands its rows to ``RequestLog.offer``, which only appends to
 a bounded in-memory queue and never waits: when the queue already holds ``queue_rows`` rows the
 request's rows are dropped and counted (``mlship_request_log_dropped_rows_total{reason=
 "queue_full"}``). One background thread per process takes what is queued and writes a file
@@ -28,7 +28,7 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from mlship.serving.request_files import Destination, Entry, to_table
+from mlship.serving.request_files import Destination, Entry
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -81,7 +81,7 @@ class RequestLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
-        self._buffer: list[Any] = []  # Arrow tables of the next file, all of ``_model``
+        self._buffer: list[Any] = []  # the next file's converted rows, all of ``_model``
         self._buffered = 0
         self._model: Predictor | None = None
         self._started_at = 0.0  # when the buffer's first rows arrived (monotonic)
@@ -147,8 +147,8 @@ class RequestLog:
         self._flush()
 
     def _add(self, entries: list[Entry]) -> None:
-        """Turn queued entries into Arrow right away (compact, and no Python objects left for
-        the garbage collector to walk), writing a file whenever one is full."""
+        """Convert queued entries right away (``Destination.convert``), writing a file
+        whenever one is full."""
         run: list[Entry] = []
         rows = 0
         for entry in entries:
@@ -168,14 +168,14 @@ class RequestLog:
         if self._buffer and run[0].predictor is not self._model:
             self._flush()  # one model per file
         try:
-            table = to_table(run)
-        except Exception as exc:  # a value Arrow cannot hold must not stop the writer
+            chunk = self.destination.convert(run)
+        except Exception as exc:  # a value the format cannot hold must not stop the writer
             self._lost(rows, exc)
             return
         if not self._buffer:
             self._started_at, self._first_time = time.monotonic(), run[0].time
         self._model = run[0].predictor
-        self._buffer.append(table)
+        self._buffer.append(chunk)
         self._buffered += rows
 
     def _due(self) -> bool:
@@ -189,14 +189,12 @@ class RequestLog:
         return max(0.0, min(WAIT_SECONDS, left))
 
     def _flush(self) -> None:
-        tables, rows = self._buffer, self._buffered
+        chunks, rows = self._buffer, self._buffered
         self._buffer, self._buffered = [], 0
-        if not tables:
+        if not chunks:
             return
-        import pyarrow as pa
-
         try:
-            self.destination.write(pa.concat_tables(tables), self._first_time)
+            self.destination.write(chunks, self._first_time)
         except Exception as exc:  # a full disk or a storage outage must not stop the writer
             self._lost(rows, exc)
             return
