@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlship.config import MonitorConfig
-from mlship.errors import MlshipError
+from mlship.errors import DataError, MlshipError
 from mlship.model.profile import Profile, read_profile
 from mlship.monitoring.drift import features_drift
 from mlship.monitoring.job import read_batch, with_features
@@ -176,3 +176,19 @@ def test_a_server_without_pyarrow_flushes_csv_on_sigterm(model: Path, tmp_path: 
         assert rows["PriceMM"].tolist() == [float(r["PriceMM"]) for r in records]
         assert rows["StoreID"].tolist() == [str(r["StoreID"]) for r in records]
     assert len(frame) == sum(map(len, sent.values()))
+
+
+def test_a_csv_cell_that_is_not_a_number_is_one_line_naming_file_and_column(
+    model: Path, tmp_path: Path
+) -> None:
+    log_requests(model, tmp_path, [oj_records(3)], CSV)
+    (logged,) = tmp_path.glob("*.csv")
+    text = logged.read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[1].split(",")
+    cells[header.index("PriceCH")] = "cheap"
+    logged.write_text("\n".join([text[0], ",".join(cells), *text[2:]]) + "\n")
+    with pytest.raises(DataError) as caught:
+        read_batch(str(tmp_path), profile_of(model))
+    assert str(caught.value).startswith(f"data {logged.name}: column 'PriceCH': ")
+    assert "\n" not in str(caught.value)

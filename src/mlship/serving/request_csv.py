@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mlship.errors import DataError
 from mlship.scoring.columns import MISSING_CATEGORY, to_categorical, to_numeric
 from mlship.scoring.results import PREDICTION, PROBA_PREFIX
 
@@ -124,5 +125,8 @@ def _read_csv(path: Path, numeric: set[str]) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[MISSING_CATEGORY])
     for name in frame.columns:
         if name in numeric or name.startswith(PROBA_PREFIX):
-            frame[name] = frame[name].astype(np.float64)  # float() of repr text: exact
+            try:
+                frame[name] = frame[name].astype(np.float64)  # float() of repr text: exact
+            except ValueError as exc:  # not a file of ours, or edited by hand
+                raise DataError(f"data {path.name}: column {name!r}: {exc}") from None
     return frame
