@@ -25,8 +25,8 @@ from mlship.errors import DataError, MlshipError
 from mlship.model.profile import Profile, read_profile
 from mlship.monitoring.drift import features_drift
 from mlship.monitoring.job import read_batch, with_features
+from mlship.monitoring.logged import is_csv_log
 from mlship.serving.app import create_app
-from mlship.serving.request_csv import is_csv_log
 from mlship.serving.request_files import CSV, check_destination
 from mlship.serving.settings import ServeSettings
 from tests.services import HOST, free_port, http_ok, running

@@ -20,6 +20,7 @@ from mlship.errors import DataError, MlshipError, ModelError
 from mlship.model import layout
 from mlship.model.profile import Profile, read_profile
 from mlship.monitoring.drift import features_drift, prediction_drift
+from mlship.monitoring.logged import is_csv_log, read_logged
 from mlship.monitoring.report import Monitoring, write_reports
 from mlship.registry.judged import Verdict, log_verdict
 from mlship.registry.models import export_model
@@ -92,8 +93,6 @@ def with_features(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
 def read_batch(uri: str, profile: Profile) -> pd.DataFrame:
     """The rows at ``uri``; a folder of the service's CSV request log (the slim images write
     CSV) is read with the profile's feature types, so categories stay text."""
-    from mlship.serving.request_csv import is_csv_log, read_logged
-
     return read_logged(uri, profile) if is_csv_log(uri) else read_table(uri)
 
 

@@ -12,30 +12,45 @@ Same columns, names (``.csv`` for ``.parquet``) and atomic writes as the Parquet
 Columns are built whole with numpy; only the csv module touches each cell, for quoting. The
 writer needs numpy and the stdlib only (the ONNX image has no pandas).
 
-Reading back (``read_logged``) needs to know which columns are categories: ``StoreID`` is
-written ``1`` and must stay the category ``"1"`` (a CSV reader would make it the integer 1,
-and ``"007"`` would become 7). The model's reference profile says, so every cell is read as
-text and only the profile's numeric features and ``proba_*`` become numbers.
+``mlship.monitoring.logged`` reads them back, with the model's profile for the types.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from mlship.errors import DataError
-from mlship.scoring.columns import MISSING_CATEGORY, to_categorical, to_numeric
+from mlship.scoring.columns import to_categorical, to_numeric
 from mlship.scoring.results import PREDICTION, PROBA_PREFIX
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from mlship.scoring.predictor import Predictor
+    from mlship.scoring.results import Prediction
 
-    from mlship.model.profile import Profile
-    from mlship.serving.request_files import Entry
+
+class Entry(Protocol):
+    """What ``request_files.Entry`` holds (named here so the two modules do not import each
+    other): one scored request."""
+
+    @property
+    def time(self) -> float: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def route(self) -> str: ...
+    @property
+    def predictor(self) -> Predictor: ...
+    @property
+    def columns(self) -> dict[str, np.ndarray]: ...
+    @property
+    def result(self) -> Prediction: ...
+    @property
+    def rows(self) -> int: ...
+
 
 Columns = dict[str, np.ndarray]  # column name -> text cells (object array of str)
 
@@ -53,7 +68,7 @@ def _repeat(cells: list[str], counts: list[int]) -> np.ndarray:
     return np.repeat(np.asarray(cells, dtype=object), counts)
 
 
-def csv_columns(entries: list[Entry], names: list[tuple[str, str, bool]]) -> Columns:
+def csv_columns(entries: Sequence[Entry], names: list[tuple[str, str, bool]]) -> Columns:
     """The rows of ``entries`` (all for one model) as text columns.
 
     ``names``: per model input, its name in the log, its name in the request and whether
@@ -95,38 +110,3 @@ def csv_bytes(chunks: list[Columns]) -> bytes:
     writer.writerow(header)
     writer.writerows(zip(*(c.tolist() for c in columns), strict=True))
     return text.getvalue().encode()
-
-
-def is_csv_log(folder: str) -> bool:
-    """Whether ``folder`` is a local folder holding CSV request log files."""
-    path = Path(folder)
-    return "://" not in folder and path.is_dir() and any(_visible(path, "*.csv"))
-
-
-def _visible(folder: Path, pattern: str) -> list[Path]:
-    """The finished files (a hidden name is a file still being written)."""
-    return sorted(p for p in folder.glob(pattern) if not p.name.startswith((".", "_")))
-
-
-def read_logged(folder: str, profile: Profile) -> pd.DataFrame:
-    """Every logged row in ``folder`` (its CSV files, and its Parquet files if any)."""
-    import pandas as pd  # the reader's, not the service's: the ONNX image has no pandas
-
-    numeric = {n for n, f in profile.features.items() if f.kind == "numeric"}
-    numeric |= {f"feature_{n}" for n in numeric}  # a feature logged under a prefixed name
-    frames = [_read_csv(p, numeric) for p in _visible(Path(folder), "*.csv")]
-    frames += [pd.read_parquet(p) for p in _visible(Path(folder), "*.parquet")]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-
-
-def _read_csv(path: Path, numeric: set[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[MISSING_CATEGORY])
-    for name in frame.columns:
-        if name in numeric or name.startswith(PROBA_PREFIX):
-            try:
-                frame[name] = frame[name].astype(np.float64)  # float() of repr text: exact
-            except ValueError as exc:  # not a file of ours, or edited by hand
-                raise DataError(f"data {path.name}: column {name!r}: {exc}") from None
-    return frame
