@@ -112,10 +112,10 @@ def load_backend(saved: SavedModel, runtime: Runtime, threads: int) -> Backend:
     try:
         estimator = saved.load_estimator()
     except ImportError as exc:
-        needs = getattr(exc, "name", None) or "scikit-learn"
+        needs = (getattr(exc, "name", None) or "sklearn").split(".")[0]
+        why = "" if runtime == "sklearn" else " and it has no ONNX twin that passed parity"
         raise ModelError(
-            f"runtime sklearn: cannot load {saved.root}: it needs the Python package "
-            f"{needs!r}, which this install lacks, and the model has no ONNX twin that passed "
-            "parity to serve without it"
+            f"runtime sklearn: cannot load {saved.root}: the model needs the Python package "
+            f"{needs!r}, which this install lacks{why}"
         ) from None
     return SklearnBackend(estimator, [c.name for c in saved.columns])
