@@ -243,6 +243,19 @@ def test_every_runtime_labels_oj_at_the_threshold(tuned: Path, tmp_path: Path) -
     plain = mlflow.pyfunc.load_model(str(model_dir)).predict(frame.drop(columns=["Purchase"]))
     assert plain["prediction"].tolist() == rule
 
+    # model.onnx served alone (Triton, bare onnxruntime) labels by its own ``label`` output.
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_dir / layout.ONNX))
+    feeds = {}
+    for given in session.get_inputs():
+        column = frame[given.name]
+        as_text = given.type == "tensor(string)"
+        values = column.astype(str).to_numpy(object) if as_text else column.to_numpy(float)
+        feeds[given.name] = values.reshape(-1, 1)
+    graph_labels = session.run(["label"], feeds)[0]
+    assert graph_labels.ravel().tolist() == rule
+
 
 @pytest.mark.slow
 def test_holdout_metrics_are_logged_at_the_threshold_and_at_half(tuned: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from skl2onnx.common.data_types import DoubleTensorType, Int64TensorType, String
 from mlship.config import Task
 from mlship.model import layout
 from mlship.model.parity import ParityReport
+from mlship.scoring.results import label_indices
 from mlship.training import forest_onnx
 from mlship.training.calibration import onnx_unsupported
+from mlship.training.onnx_threshold import apply_threshold, check_graph_labels
 from mlship.training.pipeline import REGISTRY
 
 # The contract (README "Two runtimes"): probabilities within 1e-6 and no label changes; values
@@ -178,11 +181,12 @@ def compile_onnx(  # noqa: PLR0913 - the labelling rule rides along, keyword-onl
     check_rows: pd.DataFrame,
     out_dir: Path,
     *,
-    decide: Callable[[np.ndarray], np.ndarray] | None = None,
+    threshold: tuple[int, float] | None = None,
 ) -> ParityReport:
     """Write ``model.onnx`` (if it converts) and ``onnx_parity.json`` into ``out_dir``.
 
-    ``decide`` turns probabilities into label indices (a decision threshold); default argmax.
+    ``threshold`` (the positive class's column and the decision threshold of a binary model)
+    is written into the graph's ``label`` output, and labels are compared at it; default argmax.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     versions: dict[str, Any] = {
@@ -196,6 +200,8 @@ def compile_onnx(  # noqa: PLR0913 - the labelling rule rides along, keyword-onl
         if blocked:
             raise NotImplementedError(blocked)
         graph = _convert(model, numeric, categorical, task)
+        if threshold is not None and task is Task.classification:
+            apply_threshold(graph, list(model.classes_), *threshold)
         import onnxruntime as ort
 
         blob = graph.SerializeToString()
@@ -211,7 +217,9 @@ def compile_onnx(  # noqa: PLR0913 - the labelling rule rides along, keyword-onl
     (out_dir / ONNX_NAME).write_bytes(blob)
     if task is Task.classification:
         reference = model.predict_proba(check_rows)
+        decide = threshold and partial(label_indices, positive=threshold[0], threshold=threshold[1])
         report = compare_probabilities(reference, outputs[-1], versions, decide)
+        report = check_graph_labels(report, model, reference, outputs[0], decide)
     else:
         tolerance = value_tolerance(model)
         report = compare_values(model.predict(check_rows), outputs[0], tolerance, versions)

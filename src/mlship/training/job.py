@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from mlship.registry.tracking import (
     log_training,
     pinned_requirements,
 )
-from mlship.scoring.results import label_indices, positive_index
+from mlship.scoring.results import positive_index
 from mlship.storage import owned_prefix
 from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
@@ -206,8 +205,7 @@ def track(
         progress("compiling to ONNX and checking parity on the holdout")
         parity = compile_onnx(
             model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
-            Path(work) / "onnx", decide=decide and partial(label_indices, positive=decide[0],
-                                                           threshold=decide[1]),
+            Path(work) / "onnx", threshold=decide,
         )  # fmt: skip
         progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
         tags = tags | {
