@@ -152,6 +152,22 @@ def test_skip_counts_and_reports_a_malformed_line(
     assert rows["record"].tolist() == [lines[40]]
 
 
+def test_a_malformed_line_fails_the_job_under_fail(
+    spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, model_dir: Path
+) -> None:
+    lines = write_csv(oj, tmp_path / "clean.csv").read_text().splitlines()
+    lines[40] += ",extra"  # Spark's FAILFAST would score it, the extra field cut off
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(lines) + "\n")
+    (tmp_path / "clean.csv").unlink()
+    width = len(oj.columns)
+    with pytest.raises(
+        InputError, match=rf"line 41: malformed line \(expected {width} fields, got {width + 1}\)"
+    ):
+        spark_engine.score(spark, model_dir, BatchOptions(str(source), str(tmp_path / "out")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
 def test_missing_column_is_a_named_error(
     spark: SparkSession, tmp_path: Path, oj: pd.DataFrame, model_dir: Path
 ) -> None:

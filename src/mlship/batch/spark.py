@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlship.batch.hadoop import HadoopPath, sibling
-from mlship.batch.options import BatchOptions, OnError
+from mlship.batch.options import BatchOptions
 from mlship.batch.reader import require_columns
 from mlship.batch.report import BadRowsError, BatchResult
 from mlship.batch.spark_report import count, rejects
@@ -112,10 +112,11 @@ def _format(spark: SparkSession, uri: str) -> str:
         return "parquet"
 
 
-def _read(spark: SparkSession, uri: str, fmt: str, on_error: OnError) -> DataFrame:
-    """The input; under ``skip`` a CSV line with the wrong number of fields is kept, its text
-    in ``MALFORMED``, so the scorer reports it like any bad row (``DROPMALFORMED`` would drop
-    it without a count)."""
+def _read(spark: SparkSession, uri: str, fmt: str) -> DataFrame:
+    """The input; a CSV line with the wrong number of fields is kept, its text in
+    ``MALFORMED``, so the scorer reports it like any bad row: it fails the job under ``fail``
+    and is counted under ``skip`` (``FAILFAST`` would let a line with extra fields through
+    truncated, ``DROPMALFORMED`` would drop it without a count)."""
     from pyspark.sql.types import StringType, StructField, StructType
 
     with _spark_errors(f"reading {uri}"):
@@ -127,8 +128,6 @@ def _read(spark: SparkSession, uri: str, fmt: str, on_error: OnError) -> DataFra
             "escape": '"',
             "sep": csv_separator(uri),
         }
-        if on_error == "fail":
-            return spark.read.csv(uri, mode="FAILFAST", **options)
         names = spark.read.csv(uri, **options).columns  # the header: every field as text
         schema = StructType([StructField(n, StringType()) for n in [*names, MALFORMED]])
         return spark.read.csv(
@@ -158,7 +157,7 @@ def _scored(
     """The input read, keyed by file position and scored (lazily) on the executors."""
     from pyspark.sql import functions as sf
 
-    frame = _read(spark, options.input_uri, fmt, options.on_error)
+    frame = _read(spark, options.input_uri, fmt)
     columns = options.needed_columns(predictor.column_names)
     require_columns(f"input {options.input_uri!r}", list(frame.columns), columns)
     marked = [sf.col(MALFORMED)] if MALFORMED in frame.columns else []
@@ -199,7 +198,7 @@ def score(spark: SparkSession, model_dir: Path, options: BatchOptions) -> BatchR
     predictor = Predictor.load(model_dir)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.batch_rows))
     fmt = _format(spark, options.input_uri)
-    with _every_field_parsed(spark, fmt == "csv" and options.on_error == "skip"):
+    with _every_field_parsed(spark, fmt == "csv"):
         return _score(spark, predictor, model_dir, options, fmt)
 
 
