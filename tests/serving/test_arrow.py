@@ -191,6 +191,10 @@ CHILD = textwrap.dedent(
         out["accept"] = [reply.status_code, reply.json()]
         reply = client.post("/score?format=arrow", content=b"[]")
         out["query"] = [reply.status_code, reply.json()]
+        rows = json.dumps([json.loads(r) for r in sys.argv[3:]]).encode()
+        fallback = {"Accept": f"{arrow}, application/json;q=0.5"}
+        reply = client.post("/score", content=rows, headers=fallback)
+        out["fallback"] = [reply.status_code, reply.headers["content-type"], reply.json()]
         score = client.get("/openapi.json").json()["paths"]["/score"]["post"]
         out["openapi"] = [arrow in score["requestBody"]["content"],
                           arrow in score["responses"]["200"]["content"]]
@@ -207,7 +211,8 @@ def test_without_pyarrow_arrow_bodies_are_415_and_replies_406(
     body = tmp_path / "rows.arrows"
     body.write_bytes(stream(pa.Table.from_pandas(frame.head(3), preserve_index=False)))
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(trained_oj / "model"), str(body)],
+        [sys.executable, "-c", CHILD, str(trained_oj / "model"), str(body),
+         *frame.head(2).to_json(orient="records", lines=True).splitlines()],
         capture_output=True, text=True, cwd=ROOT, check=False, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -219,6 +224,9 @@ def test_without_pyarrow_arrow_bodies_are_415_and_replies_406(
         status, reply = out[key]
         assert status == 406, key
         assert reply["error"].startswith("Arrow replies: this server's environment has no pyarrow")
+    status, kind, reply = out["fallback"]  # Arrow preferred, JSON accepted: JSON it is
+    assert (status, kind) == (200, "application/json")
+    assert len(reply["predictions"]) == 2
     assert out["openapi"] == [False, False]
     assert out["metadata"]["arrow"] is False
     assert out["metadata"]["reply_formats"] == ["records", "columnar"]

@@ -140,15 +140,20 @@ def reply_format(query_format: str | None, accept: str | None) -> str:
                 f"unknown reply format {query_format[:40]!r}; use one of {', '.join(FORMATS)}"
             )
     else:
-        chosen = ARROW if _prefers_arrow(accept) else RECORDS
+        arrow_q, json_q = _qualities(accept)
+        chosen = ARROW if arrow_q > 0 and arrow_q >= json_q else RECORDS
+        if chosen == ARROW and json_q > 0 and not arrow.available():
+            chosen = RECORDS  # Arrow preferred, JSON accepted: the JSON it accepts
     if chosen == ARROW and not arrow.available():
         raise InputError.single(Code.not_acceptable, f"Arrow replies: {arrow.WITHOUT}")
     return chosen
 
 
-def _prefers_arrow(accept: str | None) -> bool:
+def _qualities(accept: str | None) -> tuple[float, float]:
+    """The ``Accept`` header's quality for an Arrow stream and for JSON (0: not acceptable);
+    without Arrow in the header, JSON as always."""
     if not accept or "arrow" not in accept:
-        return False
+        return 0.0, 1.0
     quality: dict[str, float] = {}
     for part in accept.split(","):
         kind = tabular.media_type(part)
@@ -163,4 +168,4 @@ def _prefers_arrow(accept: str | None) -> bool:
         quality.setdefault(kind, q)
     arrow_q = max(quality.get(m, 0.0) for m in arrow.MEDIA_TYPES)
     json_q = max(quality.get(m, 0.0) for m in ("application/json", "application/*", "*/*"))
-    return arrow_q > 0 and arrow_q >= json_q
+    return arrow_q, json_q
