@@ -251,6 +251,15 @@ def test_explain_writes_one_row_of_contributions_per_input_row(
     assert table["base_value"].nunique() == 1  # one background for every batch
     assert (table["STORE"] == source["STORE"]).all()
     assert set(table["prediction"]) == {"CH", "MM"}
+    # The background is the file's first rows, read apart from the batches: --batch-rows
+    # (a memory setting) changes no number.
+    whole = tmp_path / "whole.csv"
+    result = run_cli(
+        "explain", "--model", str(trained_oj / "model"), "--input", str(OJ_CSV),
+        "--output", str(whole), "--id-column", "STORE",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(whole), table)
 
 
 def test_explain_writes_parquet_by_extension(trained_oj: Path, tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ def _explain_file(predictor: Predictor, options: Any, step: Any) -> _Run:
     total = progress_total(source)
     job = _Run(predictor, Staged(options.output_uri, options.storage_options), options.id_column)
     malformed: list[Any] = []
+    job.background = _background(predictor, read_chunks(source, needed, BACKGROUND_ROWS, []))
     try:
         for chunk in read_chunks(source, needed, options.batch_rows, malformed):
             _refuse_malformed(malformed)
@@ -161,22 +162,42 @@ def _refuse_malformed(lines: list[Any]) -> None:
         raise DataError(f"{first.file.uri}: malformed line ({first.error}): {first.text!r}")
 
 
+def _background(predictor: Predictor, chunks: Any) -> pd.DataFrame | None:
+    """The file's first ``BACKGROUND_ROWS`` rows when they are all valid (else None: the
+    first batch's own rows, and the batch reports what is wrong with them). Read apart from
+    the batches, so ``--batch-rows`` changes no number."""
+    first = next(iter(chunks), None)
+    if first is None:
+        return None
+    checked = _checked(predictor, first)
+    if not checked.ok:
+        return None
+    import pandas as pd
+
+    return pd.DataFrame(checked.columns, columns=predictor.column_names)
+
+
+def _checked(predictor: Predictor, chunk: Chunk) -> Any:
+    from mlship.batch.frames import from_text
+    from mlship.scoring.columns import frame_columns
+
+    frame = chunk.table.to_pandas()
+    features = from_text(frame, predictor) if chunk.text else frame
+    names, values = frame_columns(features, predictor.column_names)
+    return predictor.validate(predictor.select(names, values, extra="ignore"))
+
+
 def _batch(job: _Run, chunk: Chunk) -> None:
     """Validate a chunk as ``mlship predict`` does, then explain and write its rows."""
     import pandas as pd
     import pyarrow as pa
 
-    from mlship.batch.frames import from_text
     from mlship.batch.job import locate
     from mlship.batch.report import BadRowsError
-    from mlship.scoring.columns import frame_columns
     from mlship.training.explain import explain_rows
 
     predictor = job.predictor
-    frame = chunk.table.to_pandas()
-    features = from_text(frame, predictor) if chunk.text else frame
-    names, values = frame_columns(features, predictor.column_names)
-    checked = predictor.validate(predictor.select(names, values, extra="ignore"))
+    checked = _checked(predictor, chunk)
     scored = predictor.score(checked)
     problems = scored.problems
     if problems or scored.prediction is None:
@@ -184,7 +205,7 @@ def _batch(job: _Run, chunk: Chunk) -> None:
         raise BadRowsError(located, len(located))
     rows = pd.DataFrame(checked.columns, columns=predictor.column_names)
     if job.background is None:
-        job.background = rows.sample(min(len(rows), BACKGROUND_ROWS), random_state=0)
+        job.background = rows.head(BACKGROUND_ROWS)
     info = predictor.info
     classes = list(info.classes) if predictor.is_classifier else []
     estimator = predictor.backend.estimator  # type: ignore[attr-defined]
@@ -192,7 +213,7 @@ def _batch(job: _Run, chunk: Chunk) -> None:
     job.explainer, job.scale = explained.explainer, explained.scale
     table: dict[str, Any] = {}
     if job.id_column:
-        table[job.id_column] = frame[job.id_column].to_numpy()
+        table[job.id_column] = chunk.table.column(job.id_column).to_numpy(zero_copy_only=False)
     table |= scored.prediction.columns()
     several = len(explained.outputs) > 1
     for k, label in enumerate(explained.outputs):
