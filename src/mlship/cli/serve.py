@@ -134,7 +134,11 @@ def serve(
     ] = None,
     drift_window: Annotated[
         int | None,
-        typer.Option(min=10, help="Recent rows the drift gauges cover (default 1000)."),
+        typer.Option(
+            min=10,
+            help="Recent rows each worker's drift window holds (default 1000); with "
+            "--workers N the gauges sum the N windows.",
+        ),
     ] = None,
 ) -> None:
     """Serve a saved model over HTTP: POST /score, /health, /ready, /metadata, /metrics.
