@@ -44,13 +44,17 @@ def small_body() -> bytes:
 def start_upload(live: Live, body: bytes) -> Any:
     """A POST /score whose headers and first half are sent; the rest is up to the caller.
 
-    The connection first answers a ``GET /ready``, so a worker has accepted it before the
-    signal: a connection still in the kernel's accept queue when the listening socket closes
+    The connection first gets a 200 from ``GET /ready``, so a worker that has loaded the model
+    holds it before the signal (a 503 closes the connection: the next try may reach another
+    worker): a connection still in the kernel's accept queue when the listening socket closes
     is reset by the kernel, whatever the server does (the queue is the load balancer's side
     of a drain: Kubernetes stops routing to a terminating pod).
     """
     conn = live.connect(timeout=60)
-    assert exchange(conn, "GET", "/ready").status == 200
+    deadline = time.monotonic() + 60
+    while exchange(conn, "GET", "/ready").status != 200:
+        assert time.monotonic() < deadline, live.log_text()[-3000:]
+        time.sleep(0.1)
     conn.putrequest("POST", "/score")
     conn.putheader("Content-Type", "application/json")
     conn.putheader("Content-Length", str(len(body)))
