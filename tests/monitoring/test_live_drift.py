@@ -55,14 +55,20 @@ def gauges(live: Live) -> dict[str, dict[str, float]]:
     return found
 
 
-def settled(live: Live, rows: int) -> dict[str, dict[str, float]]:
-    """The gauges once every worker has counted ``rows`` (each bins its queue every second)."""
-    for _ in range(200):
+def settled(live: Live, rows: int, workers: int) -> dict[str, dict[str, float]]:
+    """The gauges once ``workers`` workers have their windows and together counted ``rows``
+    (each bins its queue every second; a worker still loading its model has no window yet, and
+    the kernel may have given every request to the other)."""
+    for _ in range(300):
         found = gauges(live)
-        if found["mlship_drift_rows_total"][""] == rows:
+        counted = found["mlship_drift_rows_total"][""]
+        if counted == rows and found["mlship_drift_workers"][""] == workers:
             return found
         time.sleep(0.1)
-    raise AssertionError(f"drift counted {found['mlship_drift_rows_total']} rows, not {rows}")
+    raise AssertionError(
+        f"drift counted {found['mlship_drift_rows_total']} rows of {rows}, "
+        f"{found['mlship_drift_workers']} of {workers} workers"
+    )
 
 
 def serve_and_log(trained: Path, tmp: Path, frame: pd.DataFrame, *extra: str) -> Any:
@@ -70,7 +76,7 @@ def serve_and_log(trained: Path, tmp: Path, frame: pd.DataFrame, *extra: str) ->
     folder = tmp / "requests"
     with live_server(trained / "model", tmp, "--log-requests", str(folder), *ARGS, *extra) as live:
         post_all(live, frame)
-        found = settled(live, ROWS)
+        found = settled(live, ROWS, 2 if "--workers" in extra else 1)
         live.proc.send_signal(signal.SIGTERM)
         assert live.proc.wait(timeout=40) == 0, live.log_text()[-2000:]
     assert "live drift over 700 rows" in live.log_text()
