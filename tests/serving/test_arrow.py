@@ -17,7 +17,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,10 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from mlship.serving.app import create_app
-from mlship.serving.settings import ServeSettings
-from tests.conftest import OJ_CSV, ROOT
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 ARROW = "application/vnd.apache.arrow.stream"
-
-
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return pd.read_csv(OJ_CSV).drop(columns=["Purchase", "STORE"])
-
-
-@pytest.fixture(scope="module")
-def client(trained_oj: Path) -> Iterator[TestClient]:
-    settings = ServeSettings(model_dir=trained_oj / "model", max_rows=5000)
-    with TestClient(create_app(settings, background_load=False)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ per-cell rules on any cell.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,24 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlship.scoring.columns import _number, to_numeric
-from mlship.serving.app import create_app
 from mlship.serving.codecs import cells
-from mlship.serving.settings import ServeSettings
-from tests.conftest import OJ_CSV
 
 Body = tuple[str, bytes | None, Any, dict[str, str]]  # path, content, json, headers
-
-
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return pd.read_csv(OJ_CSV).drop(columns=["Purchase", "STORE"])
-
-
-@pytest.fixture(scope="module")
-def client(trained_oj: Path) -> Iterator[TestClient]:
-    settings = ServeSettings(model_dir=trained_oj / "model", max_rows=5000)
-    with TestClient(create_app(settings, background_load=False)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
