@@ -90,6 +90,28 @@ def load_settings(config: Path, env: str | None, overrides: list[str] | None, en
     return load(config, env, overrides or [], env_dir)
 
 
+def tracking_for(
+    tracking_uri: str | None,
+    experiment: str | None,
+    config: Path,
+    env: str | None,
+    env_dir: Path,
+    overrides: list[str] | None = None,
+    *,
+    read_config: bool = False,
+) -> tuple[tuple[str, str], Any]:
+    """The tracking URI and experiment a run is logged to, with the settings read for them.
+
+    Each is the flag where given, else the config's. The config is read only when one is
+    missing or ``read_config`` says so; the settings are None when it was not read.
+    """
+    if tracking_uri is not None and experiment is not None and not read_config:
+        return (tracking_uri, experiment), None
+    settings = load_settings(config, env, overrides, env_dir)
+    tracking = settings.tracking
+    return (tracking_uri or tracking.uri, experiment or tracking.experiment), settings
+
+
 def registry_uri_for(
     model: str, tracking_uri: str | None, config: Path, env: str | None, env_dir: Path
 ) -> str:

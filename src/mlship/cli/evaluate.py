@@ -15,9 +15,9 @@ from mlship.cli.common import (
     EnvOpt,
     error_line,
     guarded,
-    load_settings,
     out,
     progress,
+    tracking_for,
 )
 
 BREACH_EXIT = 2
@@ -56,13 +56,10 @@ def evaluate(
 
         bounds = [Floor.parse(t) for t in fail_below or []]
         bounds += [Floor.parse(t, ceiling=True) for t in fail_above or []]
-        uri, where = tracking_uri, experiment
-        if uri is None or where is None:  # the config is read only for what is not given
-            settings = load_settings(config, env, [], env_dir)
-            uri, where = uri or settings.tracking.uri, where or settings.tracking.experiment
+        tracking, _ = tracking_for(tracking_uri, experiment, config, env, env_dir)
         quiet_mlflow()
         with progress("starting") as step:
-            result = run_evaluation(model, data, (uri, where), bounds, step)
+            result = run_evaluation(model, data, tracking, bounds, step)
         info = result.info
         table = Table(
             title=f"{info.name} v{info.version} on {result.rows:,} rows ({result.runtime})"

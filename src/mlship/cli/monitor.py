@@ -18,9 +18,9 @@ from mlship.cli.common import (
     OverridesArg,
     error_line,
     guarded,
-    load_settings,
     out,
     progress,
+    tracking_for,
 )
 
 DRIFT_EXIT = 2
@@ -72,15 +72,15 @@ def monitor(
         from mlship.monitoring.job import Request, run_monitor
         from mlship.registry.tracking import quiet_mlflow
 
-        uri, where, cfg = tracking_uri, experiment, MonitorConfig()
-        if uri is None or where is None or config.exists() or overrides:
-            settings = load_settings(config, env, overrides, env_dir)
-            uri, where = uri or settings.tracking.uri, where or settings.tracking.experiment
-            cfg = settings.monitor
+        read = config.exists() or bool(overrides)  # for the monitor section
+        tracking, settings = tracking_for(
+            tracking_uri, experiment, config, env, env_dir, overrides, read_config=read
+        )
+        cfg = MonitorConfig() if settings is None else settings.monitor
         quiet_mlflow()
         with progress("starting") as step:
             request = Request(model, data, target, output, cfg)
-            result = run_monitor(request, (uri, where), step)
+            result = run_monitor(request, tracking, step)
         info = result.info
         table = Table(title=f"{info.name} v{info.version}: {result.rows:,} rows vs training")
         for name in ("column", "PSI", "p-value", "nulls", "drifted"):
