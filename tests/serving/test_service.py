@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlship.scoring.predictor import Predictor
+from mlship.serving import inline
 from mlship.serving.app import Service, create_app
 from mlship.serving.settings import ServeSettings
 from tests.conftest import OJ_CSV
@@ -339,15 +341,19 @@ def test_vertex_routes_win_over_defaults(
         assert vertex.get("/health").json() == {"status": "ready"}
 
 
-def test_large_body_scored_off_the_event_loop(
-    client: TestClient, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+def test_large_bodies_go_to_the_thread_pool_until_known_to_be_quick(
+    trained_oj: Path, rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Small bodies are scored on the event loop's thread, large ones on another thread."""
+    """Small bodies are scored on the event loop's thread. A large one goes to the thread pool
+    until this model's large bodies are known to take less than the budget; a model that is
+    slow on them keeps them off the loop."""
     threads: list[int] = []
+    delay = [0.0]
     original = Service.score_body
 
     def spy(self: Service, *args: Any) -> Any:
         threads.append(threading.get_ident())
+        time.sleep(delay[0])
         return original(self, *args)
 
     monkeypatch.setattr(Service, "score_body", spy)
@@ -356,14 +362,20 @@ def test_large_body_scored_off_the_event_loop(
     async def on_loop() -> None:
         loop_thread.append(threading.get_ident())
 
-    client.portal.call(on_loop)  # type: ignore[union-attr]
-    check_scores(client.post("/score", json=rows), 5)
+    budget = 0.3  # seconds: far above what 100 rows take, even on a loaded machine
+    monkeypatch.setattr(inline, "BUDGET_SECONDS", budget)
     many = (rows * 20)[:100]
-    reply = client.post(
-        "/score",
-        content=json.dumps(many).encode() + b" " * 70_000,
-        headers={"Content-Type": "application/json"},
-    )
-    check_scores(reply, 100)
-    assert threads[0] == loop_thread[0]
-    assert threads[1] != loop_thread[0]
+    large = json.dumps(many).encode() + b" " * 70_000
+    headers = {"Content-Type": "application/json"}
+    for slow in (False, True):
+        delay[0] = 2 * budget if slow else 0.0
+        threads.clear()
+        with make_client(trained_oj / "model", max_rows=100, max_body_bytes=200_000) as fresh:
+            fresh.portal.call(on_loop)  # type: ignore[union-attr]
+            check_scores(fresh.post("/score", json=rows), 5)
+            for _ in range(3):
+                check_scores(fresh.post("/score", content=large, headers=headers), 100)
+        on_loop_thread = [t == loop_thread[-1] for t in threads]
+        assert on_loop_thread == (
+            [True, False, False, False] if slow else [True, False, True, True]
+        )

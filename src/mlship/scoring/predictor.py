@@ -196,21 +196,23 @@ class Predictor:
         self, name: str, raw: np.ndarray, problems: list[Problem]
     ) -> np.ndarray:
         text, bad = to_categorical(raw)
-        problems += [
-            Problem(
-                Code.not_a_category,
-                f"expected a string or number, got {type(raw[r]).__name__}",
-                int(r),
-                name,
-            )
-            for r in np.flatnonzero(bad)
-        ]
-        if name not in self._nullable:
-            missing = (text == MISSING_CATEGORY) & ~bad
+        if bad.any():
             problems += [
-                Problem(Code.null_not_allowed, NULL_ERROR, int(r), name)
-                for r in np.flatnonzero(missing)
+                Problem(
+                    Code.not_a_category,
+                    f"expected a string or number, got {type(raw[r]).__name__}",
+                    int(r),
+                    name,
+                )
+                for r in np.flatnonzero(bad)
             ]
+        if name not in self._nullable:
+            missing = text == MISSING_CATEGORY
+            if missing.any():
+                problems += [
+                    Problem(Code.null_not_allowed, NULL_ERROR, int(r), name)
+                    for r in np.flatnonzero(missing & ~bad)
+                ]
         return text
 
     def _numeric_fast(self, columns: Columns) -> Columns:
@@ -224,14 +226,15 @@ class Predictor:
             return {}
         if not all(real_numbers_only(columns[c]) for c in self._numeric):
             return {}
-        block = np.stack([columns[c] for c in self._numeric], axis=1).astype(np.float64)
+        # One row a column, so each column handed on is contiguous (what onnxruntime copies).
+        block = np.stack([columns[c] for c in self._numeric]).astype(np.float64, copy=False)
         if (np.abs(block) > FLOAT32_MAX).any():
             return {}
         if not np.isfinite(block).all():
-            missing_ok = np.array([c in self._nullable for c in self._numeric])
+            missing_ok = np.array([c in self._nullable for c in self._numeric])[:, None]
             if np.isinf(block).any() or (np.isnan(block) & ~missing_ok).any():
                 return {}
-        return {name: block[:, i] for i, name in enumerate(self._numeric)}
+        return dict(zip(self._numeric, block, strict=True))
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class Validated:
 
     def good(self) -> tuple[np.ndarray, Columns]:
         """Positions of the rows without problems, and their columns."""
+        if not self.bad.any():  # the common case: no copy of any column
+            return np.arange(len(self.bad)), self.columns
         keep = np.flatnonzero(~self.bad)
         return keep, {name: values[keep] for name, values in self.columns.items()}
 

@@ -13,6 +13,7 @@ written from the model's signature (``mlship.serving.openapi``), not from the ha
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -34,7 +35,9 @@ from mlship.scoring.results import Prediction
 from mlship.serving.auth import ApiKeys, RequireApiKey
 from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
 from mlship.serving.codecs import vertex
+from mlship.serving.direct import DirectRoutes, Handler
 from mlship.serving.errors import error_response, json_response
+from mlship.serving.inline import InlineBudget
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
 from mlship.serving.openapi import typed_openapi
@@ -46,9 +49,6 @@ from mlship.serving.settings import ServeSettings
 from mlship.serving.shutdown import CloseConnections, Drain
 
 log = logging.getLogger("mlship.serving")
-# Bodies up to this size are scored on the event loop (tens of microseconds of work, where a
-# thread hop would cost more); larger ones in the thread pool so probes are never starved.
-INLINE_BYTES = 64 * 1024
 NATIVE, VERTEX, SAGEMAKER = Score(), Native(vertex), SageMaker()
 # Liveness and readiness probes of the protocols, open even with API keys.
 OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
@@ -77,6 +77,7 @@ class Service:
         self.metrics = metrics
         self.drain = drain
         self.request_log = request_log
+        self.inline = InlineBudget()  # on the loop when quick, else in the thread pool
 
     def predictor(self) -> Predictor | Response:
         holder = self.holder
@@ -114,10 +115,10 @@ class Service:
             return body
         work = (predictor, protocol, body, request.headers.get("content-type"), encoding)
         try:
-            if len(body) <= INLINE_BYTES and not encoding:
-                result, decoded, columns = self.score_body(*work)
-            else:  # big (or inflating) bodies take milliseconds: keep the loop free for probes
-                result, decoded, columns = await run_in_threadpool(self.score_body, *work)
+            if self.inline.inline(len(body), compressed=bool(encoding)):
+                result, decoded, columns = self.timed_score(*work)
+            else:  # slow (or inflating) bodies: keep the loop free for probes
+                result, decoded, columns = await run_in_threadpool(self.timed_score, *work)
         except InputError as exc:
             return protocol.error(exc)
         self.metrics.scored(columns, result)  # rows, and the live drift window
@@ -134,6 +135,15 @@ class Service:
         if body is None:
             return error_response(413, f"body exceeds {limit:,} bytes")
         return body
+
+    def timed_score(
+        self, predictor: Predictor, protocol: Native, body: bytes, *rest: Any
+    ) -> tuple[Prediction, Any, Columns]:
+        """``score_body``, its time per body byte learnt when it succeeds."""
+        start = time.perf_counter()
+        scored = self.score_body(predictor, protocol, body, *rest)
+        self.inline.observe(len(body), time.perf_counter() - start)
+        return scored
 
     def score_body(
         self,
@@ -248,6 +258,9 @@ def create_app(
         # Swagger UI and ReDoc load their scripts from a CDN: off unless asked (--docs).
         docs_url="/docs" if settings.docs else None,
         redoc_url="/redoc" if settings.docs else None,
+        # Our series are Prometheus's (/metrics). FastAPI's native OpenTelemetry would
+        # otherwise ask three global providers whether they are configured on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
     routes = _routes(service, settings)
@@ -263,8 +276,16 @@ def create_app(
         app, holder, settings, [(p, m, s) for p, m, _, s in routes], _open_paths(settings)
     )
     _error_handlers(app)
-    _middleware(app, service, known={path for path, *_ in routes})
+    direct = [
+        ("POST", path, handler) for path, _, handler, _ in routes if handler in _scoring(service)
+    ]
+    _middleware(app, service, known={path for path, *_ in routes}, direct=direct)
     return app
+
+
+def _scoring(service: Service) -> set[Callable[..., Any]]:
+    """The handlers ``DirectRoutes`` may answer: they take the bare request and never raise."""
+    return {service.score, service.vertex_predict, service.invocations}
 
 
 def _open_paths(settings: ServeSettings) -> set[str]:
@@ -275,9 +296,13 @@ def _open_paths(settings: ServeSettings) -> set[str]:
     return probes
 
 
-def _middleware(app: FastAPI, service: Service, known: set[str]) -> None:
-    """Innermost first: authentication, then the connection rule, then metrics (outermost)."""
+def _middleware(
+    app: FastAPI, service: Service, known: set[str], direct: list[tuple[str, str, Handler]]
+) -> None:
+    """Innermost first: the scoring routes (``mlship.serving.direct``), authentication, then
+    the connection rule, then metrics (outermost)."""
     settings = service.settings
+    app.add_middleware(DirectRoutes, routes=direct)
     if settings.api_keys_file is not None:
         keys = ApiKeys.from_file(settings.api_keys_file)
         app.add_middleware(RequireApiKey, keys=keys, open_paths=_open_paths(settings))
