@@ -80,6 +80,8 @@ class Metrics:
         for reason in ("queue_full", "write_error"):
             self.log_dropped.labels(reason)
         self._column_labels: set[str] = set()
+        # (route, status) -> its children; routes are the app's own or "other", so it stays small
+        self._series: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         self._lock = threading.Lock()
 
     def scored(self, columns: dict[str, np.ndarray], result: Prediction) -> None:
@@ -89,10 +91,17 @@ class Metrics:
             self.drift.record(columns, result)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        if status >= 400:
-            self.errors.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        series = self._series.get((route, status))
+        if series is None:  # label lookups take a lock and build tuples: once per pair
+            code = str(status)
+            errors = self.errors.labels(route, code) if status >= 400 else None
+            series = (self.requests.labels(route, code), errors, self.latency.labels(route))
+            self._series[(route, status)] = series
+        requests, errors, latency = series
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(seconds)
 
     def ignored(self, names: Iterable[str]) -> None:
         """Count the unknown columns one request sent (each name once per request)."""
