@@ -117,12 +117,12 @@ def registry_uri_for(
 ) -> str:
     """The tracking URI a ``models:/...`` source is read from: the flag, else the config's;
     empty for a model dir (nothing to ask)."""
-    from mlship.deploy.image import REGISTRY_URI
     from mlship.registry.tracking import quiet_mlflow
+    from mlship.registry.uri import registry_ref
 
     if tracking_uri:
         return tracking_uri
-    if not REGISTRY_URI.match(model):
+    if registry_ref(model) is None:
         return ""
     quiet_mlflow()
     uri: str = load_settings(config, env, [], env_dir).tracking.uri

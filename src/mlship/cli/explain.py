@@ -116,15 +116,13 @@ def _require_training_environment() -> None:
 
 def _load(source: str, uri: str, work: Path, step: Any) -> Predictor:
     from mlship.registry.models import export_model
+    from mlship.registry.uri import registry_ref
     from mlship.scoring.predictor import Predictor
-    from mlship.training.assess import REGISTRY_URI
 
-    match = REGISTRY_URI.match(source)
-    if match is not None:
+    ref = registry_ref(source)
+    if ref is not None:
         step(f"exporting {source} from {uri}")
-        source = str(
-            export_model(uri, match["name"], match["alias"] or match["version"], work / "model")
-        )
+        source = str(export_model(uri, *ref, work / "model"))
     return Predictor.load(source, runtime="sklearn")  # the pipeline itself is explained
 
 

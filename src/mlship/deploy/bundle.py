@@ -99,14 +99,14 @@ class Bundle:
 
 def stage_model(source: str, dest: Path, tracking_uri: str) -> None:
     """Copy the model to ``dest`` from a local dir, a ``scheme://`` URI or ``models:/...``."""
-    from mlship.deploy.image import REGISTRY_URI
     from mlship.model.saved import is_model_dir
+    from mlship.registry.uri import registry_ref
 
-    match = REGISTRY_URI.match(source)
-    if match:
+    ref = registry_ref(source)
+    if ref is not None:
         from mlship.registry.models import export_model
 
-        export_model(tracking_uri, match["name"], match["alias"] or match["version"], dest)
+        export_model(tracking_uri, *ref, dest)
     elif "://" in source:
         download_dir(source, dest)
     elif Path(source).is_dir():

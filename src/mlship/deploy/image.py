@@ -22,10 +22,10 @@ from pathlib import Path
 from mlship import __version__
 from mlship.errors import MlshipError
 from mlship.model.saved import SavedModel, check_runtime, is_model_dir
+from mlship.registry.uri import registry_ref
 from mlship.scoring.predictor import Predictor
 
 STAGING = ".docker-context"
-REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,12 @@ def docker_tag(name: str, version: str) -> str:
 @contextmanager
 def staged_model(source: str, context: Path, tracking_uri: str) -> Iterator[Path]:
     """Yield the model dir as a path inside ``context``, copying or exporting it if needed."""
-    match = REGISTRY_URI.match(source)
+    ref = registry_ref(source)
     staging = context / STAGING / f"model-{uuid.uuid4().hex[:8]}"
-    if match:
+    if ref is not None:
         from mlship.registry.models import export_model
 
-        ref = match["alias"] or match["version"]
-        export_model(tracking_uri, match["name"], ref, staging)
+        export_model(tracking_uri, *ref, staging)
     else:
         local = Path(source).resolve()
         if not is_model_dir(local):

@@ -24,9 +24,10 @@ from mlship.monitoring.logged import is_csv_log, read_logged
 from mlship.monitoring.report import Monitoring, write_reports
 from mlship.registry.judged import Verdict, log_verdict
 from mlship.registry.models import export_model
+from mlship.registry.uri import registry_ref
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
-from mlship.training.assess import REGISTRY_URI, score
+from mlship.training.assess import score
 from mlship.training.data import fingerprint, read_table
 from mlship.training.output import Progress
 
@@ -44,11 +45,11 @@ class Request:
 
 def load_model(source: str, uri: str, work: Path, progress: Progress) -> tuple[Predictor, Path]:
     """The predictor and its (verified) dir; a registry URI is exported into ``work`` first."""
-    match = REGISTRY_URI.match(source)
+    ref = registry_ref(source)
     root = Path(source)
-    if match is not None:
+    if ref is not None:
         progress(f"exporting {source} from {uri}")
-        root = export_model(uri, match["name"], match["alias"] or match["version"], work / "model")
+        root = export_model(uri, *ref, work / "model")
     return Predictor.load(root), root
 
 

@@ -19,24 +19,21 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import Predictor
 from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
-from mlship.serving.auth import ApiKeys, RequireApiKey
+from mlship.serving.auth import ApiKeys, RequireApiKey, open_paths
 from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
 from mlship.serving.codecs import vertex
 from mlship.serving.direct import DirectRoutes, Handler
-from mlship.serving.errors import error_response, json_response
+from mlship.serving.errors import error_handlers, error_response, internal_error, json_response
 from mlship.serving.inline import InlineBudget
 from mlship.serving.loader import ModelHolder
 from mlship.serving.metrics import Instrument, Metrics
@@ -50,21 +47,6 @@ from mlship.serving.shutdown import CloseConnections, Drain
 
 log = logging.getLogger("mlship.serving")
 NATIVE, VERTEX, SAGEMAKER = Score(), Native(vertex), SageMaker()
-# Liveness and readiness probes of the protocols, open even with API keys.
-OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
-
-
-def internal_error(exc: BaseException) -> Response:
-    """A complete JSON 500 that closes its connection, whatever ``exc`` is or does: only its
-    type name goes into the reply, and building it cannot fail (not even on a RecursionError)."""
-    name = "Exception"
-    try:
-        name = type(exc).__name__
-        log.error("unhandled error (%s) answered with 500", name, exc_info=exc)
-    except Exception:  # pragma: no cover - logging itself failed; the reply still goes out
-        pass
-    body = orjson.dumps({"error": f"internal error: {name}", "details": []})
-    return Response(body, 500, {"Connection": "close"}, media_type="application/json")
 
 
 class Service:
@@ -272,10 +254,8 @@ def create_app(
             summary=summary or None,
             include_in_schema=bool(summary),
         )
-    typed_openapi(
-        app, holder, settings, [(p, m, s) for p, m, _, s in routes], _open_paths(settings)
-    )
-    _error_handlers(app)
+    typed_openapi(app, holder, settings, [(p, m, s) for p, m, _, s in routes], open_paths(settings))
+    error_handlers(app)
     direct = [
         ("POST", path, handler) for path, _, handler, _ in routes if handler in _scoring(service)
     ]
@@ -288,14 +268,6 @@ def _scoring(service: Service) -> set[Callable[..., Any]]:
     return {service.score, service.vertex_predict, service.invocations}
 
 
-def _open_paths(settings: ServeSettings) -> set[str]:
-    """The probes that stay open with API keys: their checkers carry no credentials."""
-    probes = {"/health", "/ready", settings.health_route, *OPEN_PROBES}
-    if settings.sagemaker:
-        probes.add("/ping")
-    return probes
-
-
 def _middleware(
     app: FastAPI, service: Service, known: set[str], direct: list[tuple[str, str, Handler]]
 ) -> None:
@@ -305,20 +277,6 @@ def _middleware(
     app.add_middleware(DirectRoutes, routes=direct)
     if settings.api_keys_file is not None:
         keys = ApiKeys.from_file(settings.api_keys_file)
-        app.add_middleware(RequireApiKey, keys=keys, open_paths=_open_paths(settings))
+        app.add_middleware(RequireApiKey, keys=keys, open_paths=open_paths(settings))
     app.add_middleware(CloseConnections, drain=service.drain)
     app.add_middleware(Instrument, metrics=service.metrics, known=known)
-
-
-def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-        return error_response(422, "invalid request", [{"error": str(e)} for e in exc.errors()])
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> Response:
-        return internal_error(exc)

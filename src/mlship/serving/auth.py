@@ -15,11 +15,14 @@ import hmac
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlship.errors import MlshipError
 from mlship.serving.errors import error_response
 from mlship.serving.metrics import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from mlship.serving.settings import ServeSettings
 
 HASHED = re.compile(r"sha256:([0-9a-fA-F]{64})")
 
@@ -117,3 +120,15 @@ class RequireApiKey:
             await self.app(scope, receive, send)
             return
         await reply(scope, receive, send)
+
+
+# Liveness and readiness probes of the protocols, open even with API keys.
+OPEN_PROBES = ("/", "/v2/health/live", "/v2/health/ready")
+
+
+def open_paths(settings: ServeSettings) -> set[str]:
+    """The probes that stay open with API keys: their checkers carry no credentials."""
+    probes = {"/health", "/ready", settings.health_route, *OPEN_PROBES}
+    if settings.sagemaker:
+        probes.add("/ping")
+    return probes

@@ -7,7 +7,6 @@ the figures are those of the deployed model; the metrics are training's own code
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,14 +19,13 @@ from mlship.model.saved import ModelInfo
 from mlship.registry.judged import Verdict, log_verdict
 from mlship.registry.models import export_model
 from mlship.registry.promotion import LOWER_IS_BETTER
+from mlship.registry.uri import registry_ref
 from mlship.scoring.columns import category_text
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
 from mlship.training.data import fingerprint, read_table
 from mlship.training.evaluate import classification_metrics, regression_metrics
 from mlship.training.output import Progress
-
-REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
 @dataclass(frozen=True)
@@ -116,14 +114,11 @@ def score(predictor: Predictor, frame: pd.DataFrame) -> dict[str, float]:
 
 
 def _load(source: str, uri: str, work: Path, progress: Progress) -> Predictor:
-    match = REGISTRY_URI.match(source)
-    if match is None:
+    ref = registry_ref(source)
+    if ref is None:
         return Predictor.load(source)
-    name = match["name"]
     progress(f"exporting {source} from {uri}")
-    return Predictor.load(
-        export_model(uri, name, match["alias"] or match["version"], work / "model")
-    )
+    return Predictor.load(export_model(uri, *ref, work / "model"))
 
 
 def _log(tracking: tuple[str, str], result: Evaluation, data: tuple[str, str]) -> str:
