@@ -89,6 +89,14 @@ def serve(
             "always served."
         ),
     ] = None,
+    otel: Annotated[
+        bool | None,
+        typer.Option(
+            help="FastAPI's native OpenTelemetry: request spans and metrics to the providers "
+            "OpenTelemetry is configured with (opentelemetry-instrument, "
+            "FASTAPI_OTEL_AUTO_CONFIGURE). Default off: /metrics is Prometheus's.",
+        ),
+    ] = None,
     grace_seconds: Annotated[
         int | None,
         typer.Option(

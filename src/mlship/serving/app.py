@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
@@ -95,12 +95,14 @@ class Service:
         body = await self.read_body(request)
         if isinstance(body, Response):
             return body
-        work = (predictor, protocol, body, request.headers.get("content-type"), encoding)
+        content_type = request.headers.get("content-type")
+        work = (predictor, protocol, body, content_type, encoding)
+        kind = (protocol, (content_type or "").partition(";")[0].strip().lower()[:100])
         try:
-            if self.inline.inline(len(body), compressed=bool(encoding)):
-                result, decoded, columns = self.timed_score(*work)
+            if self.inline.inline(kind, len(body), compressed=bool(encoding)):
+                result, decoded, columns = self.timed_score(kind, *work)
             else:  # slow (or inflating) bodies: keep the loop free for probes
-                result, decoded, columns = await run_in_threadpool(self.timed_score, *work)
+                result, decoded, columns = await run_in_threadpool(self.timed_score, kind, *work)
         except InputError as exc:
             return protocol.error(exc)
         self.metrics.scored(columns, result)  # rows, and the live drift window
@@ -119,13 +121,23 @@ class Service:
         return body
 
     def timed_score(
-        self, predictor: Predictor, protocol: Native, body: bytes, *rest: Any
+        self,
+        kind: Hashable,
+        predictor: Predictor,
+        protocol: Native,
+        body: bytes,
+        content_type: str | None,
+        encoding: str,
     ) -> tuple[Prediction, Any, Columns]:
-        """``score_body``, its time per body byte learnt when it succeeds."""
-        start = time.perf_counter()
-        scored = self.score_body(predictor, protocol, body, *rest)
-        self.inline.observe(len(body), time.perf_counter() - start)
-        return scored
+        """``score_body``, its time per body byte learnt for ``kind`` (uncompressed bodies)."""
+        start, ok = time.perf_counter(), False
+        try:
+            scored = self.score_body(predictor, protocol, body, content_type, encoding)
+            ok = True
+            return scored
+        finally:
+            if not encoding:  # a compressed size says nothing of the work
+                self.inline.observe(kind, len(body), time.perf_counter() - start, ok=ok)
 
     def score_body(
         self,
@@ -240,9 +252,9 @@ def create_app(
         # Swagger UI and ReDoc load their scripts from a CDN: off unless asked (--docs).
         docs_url="/docs" if settings.docs else None,
         redoc_url="/redoc" if settings.docs else None,
-        # Our series are Prometheus's (/metrics). FastAPI's native OpenTelemetry would
-        # otherwise ask three global providers whether they are configured on every request.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Our series are Prometheus's (/metrics). Unless asked for (--otel), FastAPI's native
+        # OpenTelemetry is off: it asks three global providers on every request.
+        telemetry=None if settings.otel else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
     routes = _routes(service, settings)

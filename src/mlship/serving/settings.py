@@ -62,6 +62,11 @@ class ServeSettings(BaseSettings):
     docs: bool = Field(
         default=False, description="Serve /docs and /redoc (Swagger UI loads from a CDN)."
     )
+    otel: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry (spans and metrics to the globally "
+        "configured providers); off, it costs each request nothing.",
+    )
     grace_seconds: int = Field(
         default=20, ge=0, le=3600, description="After SIGTERM: most seconds to finish requests."
     )
