@@ -28,7 +28,8 @@ class Validated:
         return not self.problems
 
     def good(self) -> tuple[np.ndarray, Columns]:
-        """Positions of the rows without problems, and their columns."""
+        """Positions of the rows without problems, and their columns: read-only (with no bad
+        row they are the validated columns themselves, which may share the caller's arrays)."""
         if not self.bad.any():  # the common case: no copy of any column
             return np.arange(len(self.bad)), self.columns
         keep = np.flatnonzero(~self.bad)
