@@ -31,7 +31,7 @@ from mlship.scoring.problems import Code, InputError
 from mlship.scoring.results import Prediction
 from mlship.serving.auth import ApiKeys, RequireApiKey, open_paths
 from mlship.serving.bodies import ACCEPT_ENCODING, encoding_of, gunzip, read_limited
-from mlship.serving.codecs import vertex
+from mlship.serving.codecs import tabular, vertex
 from mlship.serving.direct import DirectRoutes, Handler
 from mlship.serving.errors import error_handlers, error_response, internal_error, json_response
 from mlship.serving.inline import InlineBudget
@@ -97,7 +97,7 @@ class Service:
             return body
         content_type = request.headers.get("content-type")
         work = (predictor, protocol, body, content_type, encoding)
-        kind = (protocol, (content_type or "").partition(";")[0].strip().lower()[:100])
+        kind = (protocol, tabular.media_type(content_type)[:100])  # as the codecs read it
         try:
             if self.inline.inline(kind, len(body), compressed=bool(encoding)):
                 result, decoded, columns = self.timed_score(kind, *work)
