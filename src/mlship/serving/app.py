@@ -268,16 +268,11 @@ def create_app(
         )
     typed_openapi(app, holder, settings, [(p, m, s) for p, m, _, s in routes], open_paths(settings))
     error_handlers(app)
-    direct = [
-        ("POST", path, handler) for path, _, handler, _ in routes if handler in _scoring(service)
-    ]
+    # The handlers DirectRoutes may answer: they take the bare request and never raise.
+    scoring = {service.score, service.vertex_predict, service.invocations}
+    direct = [(method, path, handler) for path, method, handler, _ in routes if handler in scoring]
     _middleware(app, service, known={path for path, *_ in routes}, direct=direct)
     return app
-
-
-def _scoring(service: Service) -> set[Callable[..., Any]]:
-    """The handlers ``DirectRoutes`` may answer: they take the bare request and never raise."""
-    return {service.score, service.vertex_predict, service.invocations}
 
 
 def _middleware(
