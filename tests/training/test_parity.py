@@ -181,3 +181,26 @@ def test_lightgbm_zero_as_missing_is_not_converted(tmp_path: Path) -> None:
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
     assert not report.passed and "zero_as_missing" in report.reason
     assert not (tmp_path / "model.onnx").exists()
+
+
+def _tree_count(graph_path: Path) -> int:
+    import onnx
+
+    node = next(n for n in onnx.load(graph_path).graph.node if n.op_type == "TreeEnsemble")
+    return len(next(a for a in node.attribute if a.name == "tree_roots").ints)
+
+
+def test_a_binary_forest_is_written_once_and_a_multiclass_one_per_class(tmp_path: Path) -> None:
+    # Two classes: the trees carry the second and the graph takes one minus it for the first,
+    # so each tree is walked once a row (it was walked once per class).
+    binary, ds, settings, rows = fit("oj", "random_forest")
+    assert read_forest(binary[-1]).link == "complement"
+    report = compile_onnx(binary, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
+    assert_parity(report, len(rows))
+    assert _tree_count(tmp_path / "model.onnx") == len(binary[-1].estimators_)
+    multi, ds, settings, rows = fit("wine", "random_forest")
+    classes = len(multi[-1].classes_)
+    assert classes > 2 and read_forest(multi[-1]).link == "proba"
+    report = compile_onnx(multi, ds.numeric, ds.categorical, settings.task, rows, tmp_path / "w")
+    assert_parity(report, len(rows))
+    assert _tree_count(tmp_path / "w" / "model.onnx") == classes * len(multi[-1].estimators_)

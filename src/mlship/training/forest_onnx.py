@@ -156,10 +156,12 @@ def _score(g: _Graph, forest: Forest, raw: str) -> str:
         raw = g.node("Div", [raw, g.const(np.asarray([forest.divisor]))])
     if forest.link == "softmax":
         return g.node("Softmax", [raw], axis=1)
-    if forest.link == "logistic":
-        if forest.sigmoid_scale != 1.0:
-            raw = g.node("Mul", [raw, g.const(np.asarray([forest.sigmoid_scale]))])
-        positive = g.node("Sigmoid", [raw])
+    if forest.link in ("logistic", "complement"):
+        positive = raw
+        if forest.link == "logistic":
+            if forest.sigmoid_scale != 1.0:
+                raw = g.node("Mul", [raw, g.const(np.asarray([forest.sigmoid_scale]))])
+            positive = g.node("Sigmoid", [raw])
         negative = g.node("Sub", [g.const(np.asarray([1.0])), positive])
         return g.node("Concat", [negative, positive], axis=1)
     return raw

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
-Link = Literal["identity", "logistic", "softmax", "proba"]
+# "proba": the mean of the trees is each class's probability. "complement": the trees hold the
+# second of two classes only and the first is one minus it, which halves a binary forest.
+Link = Literal["identity", "logistic", "softmax", "proba", "complement"]
 
 
 class UnsupportedTreeError(ValueError):
@@ -89,11 +91,15 @@ def random_forest(model: Any) -> Forest:
         raise UnsupportedTreeError("multi-output forests")
     trees = [_sklearn_tree(e, classifier) for e in model.estimators_]
     n_targets = len(model.classes_) if classifier else 1
+    link: Link = "proba" if classifier else "identity"
+    if n_targets == 2:  # each leaf's two proportions sum to one: keep the second
+        trees = [replace(t, value=t.value[:, 1:]) for t in trees]
+        n_targets, link = 1, "complement"
     return Forest(
         trees,
         n_targets,
         np.zeros(n_targets),
-        "proba" if classifier else "identity",
+        link,
         float32_inputs=True,
         divisor=float(len(trees)),
     )
