@@ -1,0 +1,57 @@
+"""The linear twin written from the fitted parameters: small, exact, and only where it applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from sklearn.preprocessing import OneHotEncoder
+
+from mlship.scoring.columns import MISSING_CATEGORY
+from mlship.training import linear_onnx
+from mlship.training.compile import compile_onnx
+from tests.training.test_parity import assert_parity, fit
+
+pytestmark = pytest.mark.slow
+
+
+def ops(path: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(path).graph.node]
+
+
+@pytest.mark.parametrize(("data", "name"), [("oj", "logistic_regression"), ("wine", "logistic_regression"), ("diabetes", "ridge")])  # fmt: skip
+def test_our_pipelines_get_the_small_graph(data: str, name: str, tmp_path: Path) -> None:
+    model, ds, settings, rows = fit(data, name, missing=data != "wine")
+    assert linear_onnx.build(model, ds.numeric, ds.categorical, settings.task) is not None
+    report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
+    assert_parity(report, len(rows))
+    written = ops(tmp_path / "model.onnx")
+    assert "MatMul" in written and "OneHotEncoder" not in written and "Div" not in written
+    assert len(written) <= 20  # skl2onnx wrote 35 for OJ's logistic regression
+
+
+def test_unknown_and_missing_categories_score_as_scikit_learn_does(tmp_path: Path) -> None:
+    model, ds, settings, rows = fit("oj", "logistic_regression", missing=True)
+    odd = rows.copy()
+    column = ds.categorical[0]
+    odd.loc[odd.index[::3], column] = "never-seen"  # one-hot: a zero row
+    odd.loc[odd.index[1::3], column] = MISSING_CATEGORY  # imputed to the most frequent
+    report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, odd, tmp_path)
+    assert_parity(report, len(odd))
+    assert report.label_mismatches == 0
+    seen = model.predict_proba(odd)
+    assert not np.allclose(seen, model.predict_proba(rows))  # the odd cells did change scores
+
+
+def test_another_encoder_goes_through_skl2onnx(tmp_path: Path) -> None:
+    model, ds, settings, rows = fit("oj", "logistic_regression")
+    model.set_params(preprocess__categorical__onehot__drop="first")
+    model.fit(rows, model.predict(rows))  # refit with each column's first category dropped
+    onehot = model.named_steps["preprocess"].named_transformers_["categorical"]["onehot"]
+    assert isinstance(onehot, OneHotEncoder) and onehot.drop == "first"
+    assert linear_onnx.build(model, ds.numeric, ds.categorical, settings.task) is None
+    report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
+    assert_parity(report, len(rows))
+    assert "OneHotEncoder" in ops(tmp_path / "model.onnx")
