@@ -30,6 +30,23 @@ def test_categories_reject_containers() -> None:
     assert text.tolist() == ["a", "", "", "3"]
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [
+        objects("a", "b", "a"),
+        objects(np.str_("a"), "b"),  # a str subclass is text
+        objects(1, 7, 1, -3),  # integers: each distinct one spelled once
+        objects("a", None, "b"),
+        objects(1, True, 1.0, 2),  # equal as numbers, not as categories
+    ],
+)
+def test_every_path_spells_a_cell_as_category_text(cells: np.ndarray) -> None:
+    text, bad = to_categorical(cells)
+    assert not bad.any()
+    assert text.tolist() == [category_text(c) for c in cells.tolist()]
+    assert all(isinstance(t, str) for t in text.tolist())
+
+
 def test_numbers_missing_and_bad() -> None:
     values, bad = to_numeric(objects(1, "2.5", None, "", "x", [1]))
     assert bad.tolist() == [False, False, False, False, True, True]

@@ -119,6 +119,18 @@ def test_arrow_nulls_and_integers_are_read_cell_by_cell(
         {"row": 4, "column": number,
          "error": "missing value not allowed (this column had none in training)"}
     ]  # fmt: skip
+    store = "StoreID"  # a category of integers: Arrow writes their text, a null is missing
+    assert head.schema.field(store).type == pa.int64()
+    stores = head.column(store).to_pylist()
+    holes = head.set_column(
+        head.column_names.index(store), store, pa.array([None, *stores[1:]], pa.int64())
+    )
+    reply = client.post("/score", content=stream(holes), headers={"Content-Type": ARROW})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["details"] == [
+        {"row": 0, "column": store,
+         "error": "missing value not allowed (this column had none in training)"}
+    ]  # fmt: skip
     week = "WeekofPurchase"  # integers in the CSV: an int64 Arrow column
     assert head.schema.field(week).type == pa.int64()
     reply = client.post("/score", content=stream(head), headers={"Content-Type": ARROW})
