@@ -30,6 +30,8 @@ from mlship.config import Task
 from mlship.scoring.columns import MISSING_CATEGORY
 
 LINEAR = {"LogisticRegression", "Ridge"}
+OUTPUTS = ("label", "probabilities", "variable")  # the names skl2onnx gives them
+PREFIX = "mlship_"  # of every name this writes, so none can be a column's
 _ONEHOT_DEFAULTS = {
     "drop": None, "handle_unknown": "ignore", "min_frequency": None, "max_categories": None,
 }  # fmt: skip
@@ -37,6 +39,8 @@ _ONEHOT_DEFAULTS = {
 
 def _steps(model: Any, numeric: list[str], categorical: list[str]) -> dict[str, Any] | None:
     """The fitted parts this writer knows, by role; None if the pipeline is another shape."""
+    if any(c in OUTPUTS or c.startswith(PREFIX) for c in [*numeric, *categorical]):
+        return None  # a column would share a name with a node's output
     steps = getattr(model, "named_steps", {})
     estimator, pre = steps.get("model"), steps.get("preprocess")
     if type(estimator).__name__ not in LINEAR or pre is None or len(steps) != 2:
@@ -193,7 +197,7 @@ class _Graph:
         self.initializers: list[Any] = []
 
     def _name(self, prefix: str) -> str:
-        return f"{prefix}_{len(self.nodes) + len(self.initializers)}"
+        return f"{PREFIX}{prefix}_{len(self.nodes) + len(self.initializers)}"
 
     def const(self, value: np.ndarray) -> str:
         from onnx import numpy_helper
