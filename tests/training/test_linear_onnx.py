@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 from sklearn.preprocessing import OneHotEncoder
 
+from mlship.config import ModelConfig, Task
 from mlship.scoring.columns import MISSING_CATEGORY
 from mlship.training import linear_onnx
 from mlship.training.compile import compile_onnx
@@ -73,3 +75,21 @@ def test_a_column_named_like_an_output_is_not_written_and_says_why(tmp_path: Pat
     graph = linear_onnx.build(model, ds.numeric, ds.categorical, settings.task)
     produced = {o for n in graph.graph.node for o in n.output} - set(linear_onnx.OUTPUTS)
     assert produced and all(name.startswith(linear_onnx.PREFIX) for name in produced)
+
+
+@pytest.mark.parametrize(("name", "task"), [("ridge", Task.regression), ("logistic_regression", Task.classification)])  # fmt: skip
+def test_a_feature_far_from_zero_keeps_full_precision(
+    name: str, task: Task, tmp_path: Path
+) -> None:
+    # Epoch milliseconds over a few hours: a mean 1e8 times the spread. Taking the mean into
+    # the intercept would cancel two terms of 1e12 and miss the 1e-9 regression contract.
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"ts": 1.7e12 + rng.uniform(0, 1e4, 500), "w": rng.normal(size=500)})
+    y = (frame.ts - 1.7e12) / 1e4 + frame.w + rng.normal(0, 0.1, 500)
+    target = y if task is Task.regression else np.where(y > 1, "a", "b")
+    model = build_pipeline(["ts", "w"], [], ModelConfig(name=name), task, 0)
+    model.fit(frame, target)
+    assert linear_onnx.build(model, ["ts", "w"], [], task) is not None
+    report = compile_onnx(model, ["ts", "w"], [], task, frame, tmp_path)
+    assert_parity(report, len(frame))
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-12
