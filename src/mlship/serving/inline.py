@@ -11,9 +11,10 @@ nothing), goes to the pool.
 The estimate is seconds per body byte: smoothed over successful bodies, and raised at once
 (never lowered) by a failed one, which can cost more than a good body (a bad cell in every
 row takes the per-cell path) and would otherwise teach nothing. A linear model's or hist
-gradient boosting's 1,000 rows (a few to ~11 milliseconds) stay on the loop; slower bodies go
-to the pool. Whatever the estimate says, a body on the loop is at most
-``MAX_INLINE_BYTES``, which bounds how long one can hold the loop.
+gradient boosting's 1,000 rows (a few to ~11 milliseconds) stay on the loop; a random
+forest's (~20 ms) sit near the budget; slower bodies go to the pool. Whatever the estimate
+says, a body on the loop is at most ``MAX_INLINE_BYTES``, which bounds how long one can hold
+the loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Hashable
 
 ALWAYS_INLINE_BYTES = 64 * 1024  # tens of microseconds to a few milliseconds of work
 MAX_INLINE_BYTES = 256 * 1024  # ~2,800 OJ rows of JSON
-# A readiness probe waits behind at most one such body: 25 ms is 2.5% of a 1 s probe timeout.
+# A readiness probe waits behind the bodies already on the loop, at most this long each (with
+# 8 connections, ~200 ms: a fifth of a 1 s probe timeout).
 # At 10 ms, hist gradient boosting's 1,000-row JSON bodies (~10-11 ms) sat on the line and
 # went to the pool in some runs, at a quarter less throughput (docs/benchmarks.md).
 BUDGET_SECONDS = 0.025
