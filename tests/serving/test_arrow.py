@@ -104,33 +104,31 @@ def test_arrow_types_are_checked_against_the_signature(
     )
 
 
+def null_at(
+    client: TestClient, head: pa.Table, column: str, row: int, kind: Any = None
+) -> list[dict[str, Any]]:
+    """The 422 details for ``head`` with ``column`` null at ``row``."""
+    values = head.column(column).to_pylist()
+    values[row] = None
+    holes = head.set_column(head.column_names.index(column), column, pa.array(values, kind))
+    reply = client.post("/score", content=stream(holes), headers={"Content-Type": ARROW})
+    assert reply.status_code == 422, reply.text
+    details: list[dict[str, Any]] = reply.json()["details"]
+    return details
+
+
 def test_arrow_nulls_and_integers_are_read_cell_by_cell(
     client: TestClient, frame: pd.DataFrame, metadata: dict[str, Any], want: dict[str, Any]
 ) -> None:
     number = next(c["name"] for c in metadata["signature"] if c["type"] == "number")
     head = pa.Table.from_pandas(frame.head(6), preserve_index=False)
-    values = head.column(number).to_pylist()
-    nulls = head.set_column(
-        head.column_names.index(number), number, pa.array([*values[:4], None, values[5]])
-    )
-    reply = client.post("/score", content=stream(nulls), headers={"Content-Type": ARROW})
-    assert reply.status_code == 422, reply.text
-    assert reply.json()["details"] == [
-        {"row": 4, "column": number,
-         "error": "missing value not allowed (this column had none in training)"}
-    ]  # fmt: skip
+    error = "missing value not allowed (this column had none in training)"
+    assert null_at(client, head, number, 4) == [{"row": 4, "column": number, "error": error}]
     store = "StoreID"  # a category of integers: Arrow writes their text, a null is missing
     assert head.schema.field(store).type == pa.int64()
-    stores = head.column(store).to_pylist()
-    holes = head.set_column(
-        head.column_names.index(store), store, pa.array([None, *stores[1:]], pa.int64())
-    )
-    reply = client.post("/score", content=stream(holes), headers={"Content-Type": ARROW})
-    assert reply.status_code == 422, reply.text
-    assert reply.json()["details"] == [
-        {"row": 0, "column": store,
-         "error": "missing value not allowed (this column had none in training)"}
-    ]  # fmt: skip
+    assert null_at(client, head, store, 0, pa.int64()) == [
+        {"row": 0, "column": store, "error": error}
+    ]
     week = "WeekofPurchase"  # integers in the CSV: an int64 Arrow column
     assert head.schema.field(week).type == pa.int64()
     reply = client.post("/score", content=stream(head), headers={"Content-Type": ARROW})
