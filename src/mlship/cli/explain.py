@@ -115,15 +115,11 @@ def _require_training_environment() -> None:
 
 
 def _load(source: str, uri: str, work: Path, step: Any) -> Predictor:
-    from mlship.registry.models import export_model
-    from mlship.registry.uri import registry_ref
+    from mlship.registry.models import local_model
     from mlship.scoring.predictor import Predictor
 
-    ref = registry_ref(source)
-    if ref is not None:
-        step(f"exporting {source} from {uri}")
-        source = str(export_model(uri, *ref, work / "model"))
-    return Predictor.load(source, runtime="sklearn")  # the pipeline itself is explained
+    # the pipeline itself is explained
+    return Predictor.load(local_model(source, uri, work, step), runtime="sklearn")
 
 
 def _explain_file(predictor: Predictor, options: Any, step: Any) -> _Run:

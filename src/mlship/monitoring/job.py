@@ -23,8 +23,7 @@ from mlship.monitoring.drift import features_drift, prediction_drift
 from mlship.monitoring.logged import is_csv_log, read_logged
 from mlship.monitoring.report import Monitoring, write_reports
 from mlship.registry.judged import Verdict, log_verdict
-from mlship.registry.models import export_model
-from mlship.registry.uri import registry_ref
+from mlship.registry.models import local_model
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
 from mlship.training.assess import score
@@ -45,11 +44,7 @@ class Request:
 
 def load_model(source: str, uri: str, work: Path, progress: Progress) -> tuple[Predictor, Path]:
     """The predictor and its (verified) dir; a registry URI is exported into ``work`` first."""
-    ref = registry_ref(source)
-    root = Path(source)
-    if ref is not None:
-        progress(f"exporting {source} from {uri}")
-        root = export_model(uri, *ref, work / "model")
+    root = local_model(source, uri, work, progress)
     return Predictor.load(root), root
 
 

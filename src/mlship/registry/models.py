@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from mlship.model import layout
 from mlship.model.manifest import write_manifest
 from mlship.model.writer import write_identity
 from mlship.registry.tracking import CONFIG_ARTIFACT, active_store, client, record_manifest_digest
+from mlship.registry.uri import registry_ref
 from mlship.storage import atomic_dir
 
 
@@ -35,6 +37,16 @@ def resolve_version(mlflow_client: Any, name: str, version_or_alias: str) -> Any
             f"registered model {name!r} has no version or alias {version_or_alias!r} "
             f"({exc.message.splitlines()[0] if exc.message else exc})"
         ) from None
+
+
+def local_model(source: str, uri: str, work: Path, progress: Callable[[str], None]) -> Path:
+    """The model dir ``source`` names: itself, or the registered version a ``models:/`` URI
+    names, exported from ``uri`` into ``work / "model"`` (saying so through ``progress``)."""
+    ref = registry_ref(source)
+    if ref is None:
+        return Path(source)
+    progress(f"exporting {source} from {uri}")
+    return export_model(uri, *ref, work / "model")
 
 
 def export_model(uri: str, name: str, version_or_alias: str, dest: Path) -> Path:

@@ -17,9 +17,8 @@ import pandas as pd
 from mlship.errors import ConfigError, DataError, MlshipError
 from mlship.model.saved import ModelInfo
 from mlship.registry.judged import Verdict, log_verdict
-from mlship.registry.models import export_model
+from mlship.registry.models import local_model
 from mlship.registry.promotion import LOWER_IS_BETTER
-from mlship.registry.uri import registry_ref
 from mlship.scoring.columns import category_text
 from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
@@ -114,11 +113,7 @@ def score(predictor: Predictor, frame: pd.DataFrame) -> dict[str, float]:
 
 
 def _load(source: str, uri: str, work: Path, progress: Progress) -> Predictor:
-    ref = registry_ref(source)
-    if ref is None:
-        return Predictor.load(source)
-    progress(f"exporting {source} from {uri}")
-    return Predictor.load(export_model(uri, *ref, work / "model"))
+    return Predictor.load(local_model(source, uri, work, progress))
 
 
 def _log(tracking: tuple[str, str], result: Evaluation, data: tuple[str, str]) -> str:
