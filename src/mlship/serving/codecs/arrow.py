@@ -96,16 +96,16 @@ def decode(
 
 def _numbers(pa: Any, column: Any) -> np.ndarray | Problem:
     kind = column.type
-    if kind.id in _plain_numbers(pa):  # the common case, without the type predicates below
-        fast: np.ndarray = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        return fast
-    if pa.types.is_decimal(kind):
-        column = column.cast(pa.float64())
-    elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)):
-        return Problem(
-            Code.not_a_number,
-            f"expected a number column (integer or floating point), got Arrow type {kind}",
-        )
+    if kind.id not in _plain_numbers(pa):  # the type predicates only off the common case
+        if pa.types.is_decimal(kind):
+            column = column.cast(pa.float64())
+        elif not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+        ):
+            return Problem(
+                Code.not_a_number,
+                f"expected a number column (integer or floating point), got Arrow type {kind}",
+            )
     out: np.ndarray = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     return out
 
