@@ -180,9 +180,14 @@ def convert_forest(scope: Any, operator: Any, container: Any) -> None:
         return
     g.node("Identity", [score], operator.outputs[1].full_name)
     index = g.node("ArgMax", [score], axis=1, keepdims=0)
-    classes = np.asarray(operator.raw_operator.classes_)
-    if classes.dtype.kind in "iu":
-        table = g.const(classes.astype(np.int64), TensorProto.INT64)
-    else:
-        table = g.const(classes.astype(str).astype(object), TensorProto.STRING)
+    table = g.const(*class_table(operator.raw_operator.classes_))
     g.node("Gather", [table, index], operator.outputs[0].full_name, axis=0)
+
+
+def class_table(classes: Any) -> tuple[np.ndarray, int]:
+    """The classes as the ``label`` output holds them, and that tensor's element type:
+    integers stay int64, anything else is its text."""
+    values = np.asarray(classes)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64), TensorProto.INT64
+    return values.astype(str).astype(object), TensorProto.STRING

@@ -28,6 +28,7 @@ import numpy as np
 
 from mlship.config import Task
 from mlship.scoring.columns import MISSING_CATEGORY
+from mlship.training.forest_onnx import class_table
 
 LINEAR = {"LogisticRegression", "Ridge"}
 OUTPUTS = ("label", "probabilities", "variable")  # the names skl2onnx gives them
@@ -192,11 +193,8 @@ def _classify(g: _Graph, score: str, classes: np.ndarray) -> list[Any]:
     else:
         g.node("Softmax", [score], "probabilities", axis=1)
     index = g.node("ArgMax", ["probabilities"], axis=1, keepdims=0)
-    if classes.dtype.kind in "iu":
-        table, kind = g.const(classes.astype(np.int64)), TensorProto.INT64
-    else:
-        table, kind = g.const(classes.astype(str).astype(object)), TensorProto.STRING
-    g.node("Gather", [table, index], "label", axis=0)
+    values, kind = class_table(classes)
+    g.node("Gather", [g.const(values), index], "label", axis=0)
     return [
         helper.make_tensor_value_info("label", kind, [None]),
         helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, len(classes)]),
