@@ -1,8 +1,12 @@
-"""The linear twin written from the fitted parameters: small, exact, and only where it applies."""
+"""The linear twin written from the fitted parameters: small, exact, and only where it applies.
+
+The tree twin's own tests are in ``test_tree_onnx``; the name rule both share is tested here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -12,7 +16,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from mlship.config import ModelConfig, Task
 from mlship.scoring.columns import MISSING_CATEGORY
-from mlship.training import linear_onnx
+from mlship.training import linear_onnx, onnx_graph, tree_onnx
 from mlship.training.compile import compile_onnx
 from mlship.training.pipeline import build_pipeline
 from tests.training.test_parity import assert_parity, fit
@@ -60,21 +64,24 @@ def test_another_encoder_goes_through_skl2onnx(tmp_path: Path) -> None:
     assert "OneHotEncoder" in ops(tmp_path / "model.onnx")
 
 
-def test_a_column_named_like_an_output_is_not_written_and_says_why(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("name", "writer"), [("logistic_regression", linear_onnx), ("random_forest", tree_onnx)])  # fmt: skip
+def test_a_column_named_like_an_output_is_not_written_and_says_why(
+    name: str, writer: Any, tmp_path: Path
+) -> None:
     # A graph's input and output cannot share a name, and the outputs' names are the twin's
     # contract: such a model keeps scikit-learn, with the reason in its parity report.
-    model, ds, settings, rows = fit("oj", "logistic_regression")
+    model, ds, settings, rows = fit("oj", name)
     renamed = rows.rename(columns={ds.numeric[0]: "label"})
     numeric = ["label", *ds.numeric[1:]]
     clash = build_pipeline(numeric, ds.categorical, settings.model, settings.task, 0)
     clash.fit(renamed, model.predict(rows))
-    assert linear_onnx.build(clash, numeric, ds.categorical, settings.task) is None
+    assert writer.build(clash, numeric, ds.categorical, settings.task) is None
     report = compile_onnx(clash, numeric, ds.categorical, settings.task, renamed, tmp_path)
     assert not report.passed and report.reason.startswith("conversion unsupported")
     assert not (tmp_path / "model.onnx").exists()
-    graph = linear_onnx.build(model, ds.numeric, ds.categorical, settings.task)
-    produced = {o for n in graph.graph.node for o in n.output} - set(linear_onnx.OUTPUTS)
-    assert produced and all(name.startswith(linear_onnx.PREFIX) for name in produced)
+    graph = writer.build(model, ds.numeric, ds.categorical, settings.task)
+    produced = {o for n in graph.graph.node for o in n.output} - set(onnx_graph.OUTPUTS)
+    assert produced and all(name.startswith(onnx_graph.PREFIX) for name in produced)
 
 
 @pytest.mark.parametrize(("name", "task"), [("ridge", Task.regression), ("logistic_regression", Task.classification)])  # fmt: skip

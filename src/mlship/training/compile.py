@@ -25,7 +25,7 @@ from mlship.config import Task
 from mlship.model import layout
 from mlship.model.parity import ParityReport
 from mlship.scoring.results import label_indices
-from mlship.training import forest_onnx, linear_onnx
+from mlship.training import forest_onnx, linear_onnx, tree_onnx
 from mlship.training.calibration import onnx_unsupported
 from mlship.training.onnx_threshold import apply_threshold, check_graph_labels
 from mlship.training.pipeline import REGISTRY
@@ -126,9 +126,10 @@ def _forest_classes() -> list[type]:
 
 
 def _convert(model: Any, numeric: list[str], categorical: list[str], task: Task) -> Any:
-    lean = linear_onnx.build(model, numeric, categorical, task)
-    if lean is not None:
-        return lean
+    for writer in (linear_onnx.build, tree_onnx.build):  # our pipelines, written directly
+        lean = writer(model, numeric, categorical, task)
+        if lean is not None:
+            return lean
     from skl2onnx import convert_sklearn
 
     _register()

@@ -13,7 +13,7 @@ down the branch the library sends it. The link (sigmoid, softmax, mean) follows 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from onnx import TensorProto, numpy_helper
@@ -148,7 +148,15 @@ def _features(g: _Graph, name: str, forest: Forest) -> str:
     return g.node("Cast", [name], to=TensorProto.DOUBLE)
 
 
-def _score(g: _Graph, forest: Forest, raw: str) -> str:
+class Nodes(Protocol):
+    """What ``score`` needs of a graph helper: skl2onnx's ``_Graph`` or ``onnx_graph.Graph``."""
+
+    def const(self, value: np.ndarray) -> str: ...
+
+    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str: ...
+
+
+def score(g: Nodes, forest: Forest, raw: str) -> str:
     """``link((base + raw) / divisor)`` in float64; for two classes, both columns."""
     if forest.base.any():
         raw = g.node("Add", [raw, g.const(forest.base.reshape(1, -1))])
@@ -174,12 +182,12 @@ def convert_forest(scope: Any, operator: Any, container: Any) -> None:
     x = _features(g, operator.inputs[0].full_name, forest)
     attrs = ensemble_attributes(forest) | {"op_domain": "ai.onnx.ml", "op_version": DECLARED_OPSET}
     raw = g.node("TreeEnsemble", [x], **attrs)
-    score = _score(g, forest, raw)
+    scored = score(g, forest, raw)
     if len(operator.outputs) == 1:  # a regressor
-        g.node("Identity", [score], operator.outputs[0].full_name)
+        g.node("Identity", [scored], operator.outputs[0].full_name)
         return
-    g.node("Identity", [score], operator.outputs[1].full_name)
-    index = g.node("ArgMax", [score], axis=1, keepdims=0)
+    g.node("Identity", [scored], operator.outputs[1].full_name)
+    index = g.node("ArgMax", [scored], axis=1, keepdims=0)
     table = g.const(*class_table(operator.raw_operator.classes_))
     g.node("Gather", [table, index], operator.outputs[0].full_name, axis=0)
 

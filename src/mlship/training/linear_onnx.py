@@ -27,20 +27,15 @@ from typing import Any
 import numpy as np
 
 from mlship.config import Task
-from mlship.scoring.columns import MISSING_CATEGORY
-from mlship.training.forest_onnx import class_table
+from mlship.training import onnx_graph
+from mlship.training.onnx_graph import Graph
 
 LINEAR = {"LogisticRegression", "Ridge"}
-OUTPUTS = ("label", "probabilities", "variable")  # the names skl2onnx gives them
-PREFIX = "mlship_"  # of every name this writes, so none can be a column's
-_ONEHOT_DEFAULTS = {
-    "drop": None, "handle_unknown": "ignore", "min_frequency": None, "max_categories": None,
-}  # fmt: skip
 
 
 def _steps(model: Any, numeric: list[str], categorical: list[str]) -> dict[str, Any] | None:
     """The fitted parts this writer knows, by role; None if the pipeline is another shape."""
-    if any(c in OUTPUTS or c.startswith(PREFIX) for c in [*numeric, *categorical]):
+    if onnx_graph.names_clash([*numeric, *categorical]):
         return None  # a column would share a name with a node's output
     steps = getattr(model, "named_steps", {})
     estimator, pre = steps.get("model"), steps.get("preprocess")
@@ -80,7 +75,7 @@ def _same_link(estimator: Any) -> bool:
 def _known_options(parts: dict[str, Any]) -> bool:
     numbers, categories = parts.get("numeric"), parts.get("categorical")
     return (numbers is None or _known_numbers(numbers)) and (
-        categories is None or _known_categories(categories)
+        categories is None or onnx_graph.known_categories(categories)
     )
 
 
@@ -93,20 +88,6 @@ def _known_numbers(steps: Any) -> bool:
     return bool(scaler.with_mean and scaler.with_std)
 
 
-def _known_categories(steps: Any) -> bool:
-    onehot, imputer = steps["onehot"], steps["impute"]
-    if any(onehot.get_params()[k] != v for k, v in _ONEHOT_DEFAULTS.items()):
-        return False
-    if any(c.dtype.kind != "O" or MISSING_CATEGORY in set(c) for c in onehot.categories_):
-        return False
-    if imputer.missing_values != MISSING_CATEGORY or imputer.add_indicator:
-        return False
-    fills = imputer.statistics_
-    if len(fills) != len(onehot.categories_):  # a column empty in training was dropped
-        return False
-    return all(f in set(c) for f, c in zip(fills, onehot.categories_, strict=True))
-
-
 def build(model: Any, numeric: list[str], categorical: list[str], task: Task) -> Any | None:
     """The graph (an ``onnx.ModelProto``) for a linear pipeline we know, or None."""
     parts = _steps(model, numeric, categorical)
@@ -117,7 +98,7 @@ def build(model: Any, numeric: list[str], categorical: list[str], task: Task) ->
     estimator = parts["estimator"]
     coef = np.atleast_2d(np.asarray(estimator.coef_, dtype=np.float64))  # (outputs, features)
     intercept = np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64))
-    g = _Graph()
+    g = Graph()
     terms: list[str] = []
     offset = 0
     if "numeric" in parts:
@@ -126,31 +107,25 @@ def build(model: Any, numeric: list[str], categorical: list[str], task: Task) ->
     else:
         terms.append(g.const(intercept.reshape(1, -1)))
     if "categorical" in parts:
-        onehot = parts["categorical"]["onehot"]
-        fills = parts["categorical"]["impute"].statistics_
-        for column, known, fill in zip(categorical, onehot.categories_, fills, strict=True):
+        for column, known, fill in onnx_graph.categories(parts["categorical"], categorical):
             weights = coef[:, offset : offset + len(known)]
             offset += len(known)
-            terms.append(_category(g, column, [str(k) for k in known], str(fill), weights))
+            terms.append(_category(g, column, known, fill, weights))
     if offset != coef.shape[1]:
         return None
     score = terms[0]
     for term in terms[1:]:
         score = g.node("Add", [score, term])
-    inputs = [helper.make_tensor_value_info(c, TensorProto.DOUBLE, [None, 1]) for c in numeric]
-    inputs += [helper.make_tensor_value_info(c, TensorProto.STRING, [None, 1]) for c in categorical]
     if task is Task.classification:
         outputs = _classify(g, score, np.asarray(estimator.classes_))
     else:
         g.node("Identity", [score], "variable")
         outputs = [helper.make_tensor_value_info("variable", TensorProto.DOUBLE, [None, 1])]
-    graph = helper.make_graph(g.nodes, "mlship_linear", inputs, outputs, g.initializers)
-    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 3)]
-    return helper.make_model(graph, opset_imports=opsets, ir_version=10)
+    return onnx_graph.model(g, "mlship_linear", numeric, categorical, outputs, ml_opset=3)
 
 
 def _numbers(
-    g: _Graph, steps: Any, columns: list[str], coef: np.ndarray, intercept: np.ndarray
+    g: Graph, steps: Any, columns: list[str], coef: np.ndarray, intercept: np.ndarray
 ) -> str:
     """``(impute(x) - mean) @ (coef / scale).T + intercept``.
 
@@ -168,60 +143,18 @@ def _numbers(
     return g.node("Add", [score, g.const(intercept.reshape(1, -1))])
 
 
-def _category(g: _Graph, column: str, known: list[str], fill: str, weights: np.ndarray) -> str:
+def _category(g: Graph, column: str, known: list[str], fill: str, weights: np.ndarray) -> str:
     """The column's share of the score: the weights of its one-hot position (zeros if unknown)."""
-    codes = g.node(
-        "LabelEncoder",
-        [column],
-        keys_strings=[*known, MISSING_CATEGORY],
-        values_int64s=[*range(len(known)), known.index(fill)],
-        default_int64=len(known),
-        op_domain="ai.onnx.ml",
-    )
-    flat = g.node("Reshape", [codes, g.const(np.asarray([-1], dtype=np.int64))])
+    flat = onnx_graph.category_positions(g, column, known, fill)
     table = np.vstack([weights.T, np.zeros((1, weights.shape[0]))])  # (categories + 1, outputs)
     return g.node("Gather", [g.const(table), flat], axis=0)
 
 
-def _classify(g: _Graph, score: str, classes: np.ndarray) -> list[Any]:
-    from onnx import TensorProto, helper
-
+def _classify(g: Graph, score: str, classes: np.ndarray) -> list[Any]:
     if len(classes) == 2:
         positive = g.node("Sigmoid", [score])
         negative = g.node("Sub", [g.const(np.asarray([1.0])), positive])
         g.node("Concat", [negative, positive], "probabilities", axis=1)
     else:
         g.node("Softmax", [score], "probabilities", axis=1)
-    index = g.node("ArgMax", ["probabilities"], axis=1, keepdims=0)
-    values, kind = class_table(classes)
-    g.node("Gather", [g.const(values), index], "label", axis=0)
-    return [
-        helper.make_tensor_value_info("label", kind, [None]),
-        helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, len(classes)]),
-    ]
-
-
-class _Graph:
-    """Nodes and constants with generated names, in the order they are added."""
-
-    def __init__(self) -> None:
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-
-    def _name(self, prefix: str) -> str:
-        return f"{PREFIX}{prefix}_{len(self.nodes) + len(self.initializers)}"
-
-    def const(self, value: np.ndarray) -> str:
-        from onnx import numpy_helper
-
-        name = self._name("c")
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
-        from onnx import helper
-
-        out = output or self._name(op.lower())
-        domain = attrs.pop("op_domain", "")
-        self.nodes.append(helper.make_node(op, inputs, [out], domain=domain, **attrs))
-        return out
+    return onnx_graph.labelled(g, classes)
