@@ -84,6 +84,31 @@ def test_a_column_named_like_an_output_is_not_written_and_says_why(
     assert produced and all(name.startswith(onnx_graph.PREFIX) for name in produced)
 
 
+def _weighted(model: Any) -> None:
+    model.set_params(preprocess__transformer_weights={"numeric": 10.0})
+
+
+def _bare_encoder(model: Any) -> None:
+    model.set_params(preprocess__categorical=OneHotEncoder(handle_unknown="ignore"))
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "hist_gradient_boosting"])
+@pytest.mark.parametrize("change", [_weighted, _bare_encoder])
+def test_shapes_neither_writer_knows_go_through_skl2onnx(
+    name: str, change: Any, tmp_path: Path
+) -> None:
+    # Weights scale a transformer's columns, and a bare encoder imputes nothing: written as our
+    # pipeline's graph, either would score differently, so both writers leave them to skl2onnx.
+    model, ds, settings, rows = fit("oj", name)
+    change(model)
+    model.fit(rows, model.predict(rows))
+    for writer in (linear_onnx, tree_onnx):
+        assert writer.build(model, ds.numeric, ds.categorical, settings.task) is None
+    report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
+    assert_parity(report, len(rows))
+    assert "OneHotEncoder" in ops(tmp_path / "model.onnx")
+
+
 @pytest.mark.parametrize(("name", "task"), [("ridge", Task.regression), ("logistic_regression", Task.classification)])  # fmt: skip
 def test_a_feature_far_from_zero_keeps_full_precision(
     name: str, task: Task, tmp_path: Path

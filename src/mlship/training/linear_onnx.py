@@ -41,7 +41,7 @@ def _steps(model: Any, numeric: list[str], categorical: list[str]) -> dict[str, 
     estimator, pre = steps.get("model"), steps.get("preprocess")
     if type(estimator).__name__ not in LINEAR or pre is None or len(steps) != 2:
         return None
-    if not _same_link(estimator):
+    if not _same_link(estimator) or not onnx_graph.plain_columns(pre):
         return None
     parts: dict[str, Any] = {"estimator": estimator}
     fitted = [t for t in pre.transformers_ if t[0] != "remainder"]
@@ -49,7 +49,8 @@ def _steps(model: Any, numeric: list[str], categorical: list[str]) -> dict[str, 
         return None  # numbers first, then categories: the order of the weights
     for name, step, columns in fitted:
         expected = {"numeric": numeric, "categorical": categorical}.get(name)
-        if expected is None or list(columns) != expected or [*step.named_steps] != _ROLES[name]:
+        names = onnx_graph.step_names(step)
+        if expected is None or list(columns) != expected or names != _ROLES[name]:
             return None
         parts[name] = step.named_steps
     return parts if _known_options(parts) else None

@@ -60,6 +60,19 @@ def names_clash(columns: list[str]) -> bool:
     return any(c in OUTPUTS or c.startswith(PREFIX) for c in columns)
 
 
+def plain_columns(pre: Any) -> bool:
+    """Whether a ColumnTransformer only selects and concatenates its transformers' outputs:
+    nothing else passed through, nothing scaled by ``transformer_weights``."""
+    return getattr(pre, "remainder", None) == "drop" and not getattr(
+        pre, "transformer_weights", None
+    )
+
+
+def step_names(step: Any) -> list[str]:
+    """A transformer's step names if it is a Pipeline; [] for a bare one or ``"drop"``."""
+    return [*getattr(step, "named_steps", {})]
+
+
 def known_categories(steps: Any) -> bool:
     """Whether a category pipeline is the one ``training.pipeline`` builds, defaults and all."""
     onehot, imputer = steps["onehot"], steps["impute"]
