@@ -14,8 +14,9 @@ This writes the same matrix directly:
   category), which is the one-hot block;
 - one ``Concat`` of both, in the transformer's order, then ``forest_onnx``'s ensemble and link.
 
-Any other pipeline (a calibrated model, other encoder options, a column named like an output)
-returns None and goes through skl2onnx, whose converter writes the same ensemble.
+Any other pipeline (a calibrated model, other encoder options, transformer weights, a bare
+encoder, a column named like an output) returns None and goes through skl2onnx, whose
+converter writes the same ensemble.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def build(model: Any, numeric: list[str], categorical: list[str], task: Task) ->
     g = Graph()
     x = _matrix(g, numeric, categorical, steps, forest)
     attrs = forest_onnx.ensemble_attributes(forest) | {"op_domain": "ai.onnx.ml"}
-    forest_onnx.score(g, forest, g.node("TreeEnsemble", [x], **attrs))  # the last node's
+    forest_onnx.score(g, forest, g.node("TreeEnsemble", [x], **attrs))  # the last node's output
     if task is Task.classification:
         g.rename_last("probabilities")
         outputs = onnx_graph.labelled(g, np.asarray(estimator.classes_))
