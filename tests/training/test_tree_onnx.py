@@ -12,13 +12,10 @@ from mlship.scoring.columns import MISSING_CATEGORY
 from mlship.training import tree_onnx
 from mlship.training.compile import compile_onnx
 from mlship.training.pipeline import build_pipeline
+from tests.training.test_linear_onnx import ops
 from tests.training.test_parity import TREES, assert_parity, fit
 
 pytestmark = pytest.mark.slow
-
-
-def ops(path: Path) -> list[str]:
-    return [n.op_type for n in onnx.load(path).graph.node]
 
 
 @pytest.mark.parametrize("name", TREES)

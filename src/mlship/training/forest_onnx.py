@@ -141,19 +141,26 @@ class _Graph:
         return out
 
 
-def _features(g: _Graph, name: str, forest: Forest) -> str:
-    """The input as the library compares it: float64, or float32 values widened to float64."""
-    if forest.float32_inputs:
-        name = g.node("Cast", [name], to=TensorProto.FLOAT)
-    return g.node("Cast", [name], to=TensorProto.DOUBLE)
-
-
 class Nodes(Protocol):
-    """What ``score`` needs of a graph helper: skl2onnx's ``_Graph`` or ``onnx_graph.Graph``."""
+    """What a graph helper must offer here: skl2onnx's ``_Graph`` or ``onnx_graph.Graph``."""
 
     def const(self, value: np.ndarray) -> str: ...
 
     def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str: ...
+
+
+def as_compared(g: Nodes, name: str, forest: Forest) -> str:
+    """A float64 input as the library compares it: rounded through float32 where it does."""
+    if not forest.float32_inputs:
+        return name
+    return g.node("Cast", [g.node("Cast", [name], to=TensorProto.FLOAT)], to=TensorProto.DOUBLE)
+
+
+def _features(g: _Graph, name: str, forest: Forest) -> str:
+    """skl2onnx's matrix (of either float type) as float64, as the library compares it."""
+    if forest.float32_inputs:
+        return as_compared(g, name, forest)
+    return g.node("Cast", [name], to=TensorProto.DOUBLE)
 
 
 def score(g: Nodes, forest: Forest, raw: str) -> str:

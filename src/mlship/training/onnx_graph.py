@@ -45,14 +45,12 @@ class Graph:
 
         out = output or self._name(op.lower())
         domain = attrs.pop("op_domain", "")
-        attrs.pop("op_version", None)  # the model's opset import says it
         self.nodes.append(helper.make_node(op, inputs, [out], domain=domain, **attrs))
         return out
 
-    def rename_last(self, name: str) -> str:
+    def rename_last(self, name: str) -> None:
         """Give the last node's output ``name`` (a graph output), instead of an ``Identity``."""
         self.nodes[-1].output[0] = name
-        return name
 
 
 def names_clash(columns: list[str]) -> bool:

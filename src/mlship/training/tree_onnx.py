@@ -73,9 +73,7 @@ def _matrix(g: Graph, numeric: list[str], categorical: list[str], steps: dict[st
     parts = []
     if numeric:
         x = g.node("Concat", numeric, axis=1) if len(numeric) > 1 else numeric[0]
-        if forest.float32_inputs:
-            x = g.node("Cast", [g.node("Cast", [x], to=TensorProto.FLOAT)], to=TensorProto.DOUBLE)
-        parts.append(x)
+        parts.append(forest_onnx.as_compared(g, x, forest))
     for column, known, fill in onnx_graph.categories(steps, categorical) if categorical else []:
         positions = onnx_graph.category_positions(g, column, known, fill)
         table = np.vstack([np.eye(len(known)), np.zeros((1, len(known)))])
