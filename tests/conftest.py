@@ -6,6 +6,8 @@ test that trains runs with its own temporary working directory and absolute conf
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +92,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "trained_oj" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+_DANGLING_AT_START = pytest.StashKey[set[str] | None]()
+
+
+def _dangling_images() -> set[str] | None:
+    """IDs of the engine's untagged images, or None where there is no engine to ask."""
+    if shutil.which("docker") is None:
+        return None
+    try:
+        listed = subprocess.run(
+            ["docker", "images", "--filter", "dangling=true", "--quiet", "--no-trunc"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(listed.stdout.split()) if listed.returncode == 0 else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_DANGLING_AT_START] = _dangling_images()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the images this session left untagged (a fixed tag such as the stack's scorer,
+    rebuilt, leaves its previous image behind): ~0.5 GB a build, which on a machine that runs
+    ``.ci/run`` again and again fills the disk. Images untagged before the session are not
+    this session's to remove."""
+    before = session.config.stash.get(_DANGLING_AT_START, None)
+    after = _dangling_images()
+    if before is None or after is None or not (after - before):
+        return
+    subprocess.run(
+        ["docker", "rmi", *sorted(after - before)],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip

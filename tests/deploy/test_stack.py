@@ -119,6 +119,7 @@ def stack() -> Iterator[Stack]:
         yield box
     finally:
         run(*compose, "-p", box.project, "down", "--volumes", "--remove-orphans", env=env)
+        run("docker", "rmi", "-f", SCORER_IMAGE)  # rebuilt from a new model every session
         left = run(
             "docker",
             "volume",
