@@ -35,7 +35,7 @@ def test_our_pipelines_get_the_small_graph(data: str, name: str, tmp_path: Path)
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
     assert_parity(report, len(rows))
     written = ops(tmp_path / "model.onnx")
-    assert "MatMul" in written and "OneHotEncoder" not in written and "Div" not in written
+    assert "Gemm" in written and "OneHotEncoder" not in written and "Div" not in written
     assert len(written) <= 20  # skl2onnx wrote 35 for OJ's logistic regression
 
 
@@ -125,3 +125,23 @@ def test_a_feature_far_from_zero_keeps_full_precision(
     report = compile_onnx(model, ["ts", "w"], [], task, frame, tmp_path)
     assert_parity(report, len(frame))
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-12
+
+
+def test_columns_of_different_lengths_are_refused_not_misread() -> None:
+    # The numbers are laid out (features, rows) for onnxruntime's sake. Laid out by
+    # concatenating the columns end to end, 500 and 502 values would read as two columns of
+    # 501 and score garbage; the twin must refuse them, as any caller of model.onnx may send it.
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    model = build_pipeline(["a", "b"], [], ModelConfig(name="ridge"), Task.regression, 0)
+    model.fit(frame, frame.a - frame.b)
+    graph = linear_onnx.build(model, ["a", "b"], [], Task.regression)
+    assert graph is not None
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    same = {"a": frame[["a"]].to_numpy(), "b": frame[["b"]].to_numpy()}
+    (values,) = session.run(["variable"], same)
+    assert np.allclose(values.ravel(), model.predict(frame), rtol=1e-12)
+    with pytest.raises(Exception, match=r"(?i)concat|dimension|shape"):
+        session.run(["variable"], {"a": same["a"], "b": rng.normal(size=(502, 1))})

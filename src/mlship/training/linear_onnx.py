@@ -6,11 +6,13 @@ scaler as ``Sub``/``Div``, one-hot encoders, a ``Concat`` of everything and a ``
 That is 35 nodes, most of them copying strings, and 0.5 ms of a 1,000-row request. The model
 underneath is a dot product, so this writes it as one:
 
-- numbers: ``Where(IsNaN(x), median, x)``, the mean taken off, then ``MatMul`` with
-  ``coef / scale`` (the scaler's division folded into the weights);
-- each category column: a ``LabelEncoder`` from the text to its one-hot position (the
-  imputer's missing marker to its fill's; an unknown category to a zero row), then ``Gather``
-  of that position's weights, which is what a one-hot row times ``coef`` selects;
+- numbers: one column per row of a (features, rows) block, ``Where(IsNaN(x), median, x)``,
+  the mean taken off, then ``Gemm`` with ``coef / scale`` (the scaler's division folded into
+  the weights) and the intercept;
+- each category column: a ``LabelEncoder`` from the text straight to its weight for one
+  output (two classes, a regressor), or to its one-hot position and a ``Gather`` of that
+  position's weights for more; either way what a one-hot row times ``coef`` selects, the
+  imputer's missing marker taking its fill's and an unknown category nothing;
 - the link: ``Sigmoid`` for two classes (``[1 - p, p]``), ``Softmax`` for more, none for a
   regressor; the label is the class at ``ArgMax``, as for the trees.
 
@@ -18,6 +20,12 @@ Only the pipeline ``training.pipeline`` builds for logistic regression and ridge
 here; anything else (other encoder options, one-vs-rest, a calibrated model) returns None and
 goes through skl2onnx as before. Folding the division changes the arithmetic by rounding only,
 and the parity report, as for every twin, decides whether the graph is kept.
+
+The block is (features, rows), not (rows, features): onnxruntime broadcasts the median and
+the mean over a row of the block at a time, so this layout gives it 14 long rows for OJ
+instead of a thousand rows of 14, and takes a 1,000-row run from ~550 to ~470 us, ~90 to
+~82 us for one row (docs/benchmarks.md). The block is the ``Transpose`` of a ``Concat``
+along the columns, which also refuses columns of different lengths.
 """
 
 from __future__ import annotations
@@ -122,7 +130,7 @@ def build(model: Any, numeric: list[str], categorical: list[str], task: Task) ->
     else:
         g.node("Identity", [score], "variable")
         outputs = [helper.make_tensor_value_info("variable", TensorProto.DOUBLE, [None, 1])]
-    return onnx_graph.model(g, "mlship_linear", numeric, categorical, outputs, ml_opset=3)
+    return onnx_graph.model(g, "mlship_linear", numeric, categorical, outputs, ml_opset=4)
 
 
 def _numbers(
@@ -134,18 +142,31 @@ def _numbers(
     feature far from zero next to its spread (epoch seconds) cancels two large terms and loses
     what the parity contract allows (4e-8 relative for a ridge on epoch milliseconds).
     """
-    median = steps["impute"].statistics_.astype(np.float64).reshape(1, -1)
+    median = steps["impute"].statistics_.astype(np.float64).reshape(-1, 1)
     scaler = steps["scale"]
     weights = (coef / scaler.scale_).T  # (features, outputs)
     x = g.node("Concat", columns, axis=1) if len(columns) > 1 else columns[0]
+    x = g.node("Transpose", [x], perm=[1, 0])  # (features, rows)
     x = g.node("Where", [g.node("IsNaN", [x]), g.const(median), x])
-    x = g.node("Sub", [x, g.const(scaler.mean_.astype(np.float64).reshape(1, -1))])
-    score = g.node("MatMul", [x, g.const(weights)])
-    return g.node("Add", [score, g.const(intercept.reshape(1, -1))])
+    x = g.node("Sub", [x, g.const(scaler.mean_.astype(np.float64).reshape(-1, 1))])
+    inputs = [x, g.const(weights), g.const(intercept.reshape(1, -1))]
+    return g.node("Gemm", inputs, transA=1)  # x.T @ weights + intercept: (rows, outputs)
 
 
 def _category(g: Graph, column: str, known: list[str], fill: str, weights: np.ndarray) -> str:
     """The column's share of the score: the weights of its one-hot position (zeros if unknown)."""
+    if weights.shape[0] == 1:  # one output: the text maps to its weight, (rows, 1)
+        from onnx import numpy_helper
+
+        keys, values = onnx_graph.category_table(known, fill, weights[0].tolist())
+        return g.node(
+            "LabelEncoder",
+            [column],
+            keys_strings=keys,
+            values_tensor=numpy_helper.from_array(np.asarray(values, dtype=np.float64)),
+            default_tensor=numpy_helper.from_array(np.zeros(1)),
+            op_domain="ai.onnx.ml",
+        )
     flat = onnx_graph.category_positions(g, column, known, fill)
     table = np.vstack([weights.T, np.zeros((1, weights.shape[0]))])  # (categories + 1, outputs)
     return g.node("Gather", [g.const(table), flat], axis=0)

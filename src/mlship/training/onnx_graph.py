@@ -86,14 +86,21 @@ def known_categories(steps: Any) -> bool:
     return all(f in set(c) for f, c in zip(fills, onehot.categories_, strict=True))
 
 
+def category_table(known: list[str], fill: str, values: list[Any]) -> tuple[list[str], list[Any]]:
+    """A category ``LabelEncoder``'s keys and values: each known category's value (``values``
+    in the order of ``known``), then the imputer's missing marker with its fill's."""
+    return [*known, MISSING_CATEGORY], [*values, values[known.index(fill)]]
+
+
 def category_positions(g: Graph, column: str, known: list[str], fill: str) -> str:
     """The column's one-hot position a row, flat: the imputer's missing marker takes its
     fill's, and an unknown category ``len(known)``, the index of a zero row."""
+    keys, values = category_table(known, fill, list(range(len(known))))
     codes = g.node(
         "LabelEncoder",
         [column],
-        keys_strings=[*known, MISSING_CATEGORY],
-        values_int64s=[*range(len(known)), known.index(fill)],
+        keys_strings=keys,
+        values_int64s=values,
         default_int64=len(known),
         op_domain="ai.onnx.ml",
     )
