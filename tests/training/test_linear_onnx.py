@@ -35,8 +35,14 @@ def test_our_pipelines_get_the_small_graph(data: str, name: str, tmp_path: Path)
     report = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)
     assert_parity(report, len(rows))
     written = ops(tmp_path / "model.onnx")
-    assert "Gemm" in written and "OneHotEncoder" not in written and "Div" not in written
-    assert len(written) <= 20  # skl2onnx wrote 35 for OJ's logistic regression
+    assert "Gemm" in written and "MatMul" not in written
+    assert "OneHotEncoder" not in written and "Div" not in written
+    assert len(written) <= 15  # skl2onnx wrote 35 for OJ's logistic regression
+    classify = settings.task is Task.classification
+    one_output = not classify or len(model.classes_) == 2
+    # The label's Gather, plus one a category column where there is more than one output.
+    expected = int(classify) + (0 if one_output else len(ds.categorical))
+    assert written.count("Gather") == expected
 
 
 def test_unknown_and_missing_categories_score_as_scikit_learn_does(tmp_path: Path) -> None:
@@ -142,6 +148,29 @@ def test_columns_of_different_lengths_are_refused_not_misread() -> None:
     session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
     same = {"a": frame[["a"]].to_numpy(), "b": frame[["b"]].to_numpy()}
     (values,) = session.run(["variable"], same)
-    assert np.allclose(values.ravel(), model.predict(frame), rtol=1e-12)
+    assert np.allclose(values.ravel(), model.predict(frame), rtol=1e-12, atol=0)
     with pytest.raises(Exception, match=r"(?i)concat|dimension|shape"):
         session.run(["variable"], {"a": same["a"], "b": rng.normal(size=(502, 1))})
+
+
+@pytest.mark.parametrize(("name", "task"), [("ridge", Task.regression), ("logistic_regression", Task.classification)])  # fmt: skip
+def test_categories_with_one_output_and_with_several_score_as_scikit_learn_does(
+    name: str, task: Task, tmp_path: Path
+) -> None:
+    # One output (a ridge) maps a category's text to its weight; three classes keep a Gather
+    # of the one-hot position's weights. Both with an unknown category and the missing marker.
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(size=600), "c": rng.choice(["x", "y", "z"], 600)})
+    shift = frame.c.map({"x": -1.0, "y": 0.0, "z": 1.5})
+    y = frame.a + shift + rng.normal(0, 0.2, 600)
+    target = y if task is Task.regression else np.digitize(y, [-0.5, 0.5]).astype(str)
+    model = build_pipeline(["a"], ["c"], ModelConfig(name=name), task, 0)
+    model.fit(frame, target)
+    odd = frame.copy()
+    odd.loc[odd.index[::5], "c"] = "never-seen"
+    odd.loc[odd.index[1::5], "c"] = MISSING_CATEGORY
+    report = compile_onnx(model, ["a"], ["c"], task, odd, tmp_path)
+    assert_parity(report, len(odd))
+    written = ops(tmp_path / "model.onnx")
+    assert written.count("LabelEncoder") == 1
+    assert written.count("Gather") == (0 if task is Task.regression else 2)

@@ -6,7 +6,7 @@ scaler as ``Sub``/``Div``, one-hot encoders, a ``Concat`` of everything and a ``
 That is 35 nodes, most of them copying strings, and 0.5 ms of a 1,000-row request. The model
 underneath is a dot product, so this writes it as one:
 
-- numbers: one column per row of a (features, rows) block, ``Where(IsNaN(x), median, x)``,
+- numbers: each input column a row of a (features, rows) block, ``Where(IsNaN(x), median, x)``,
   the mean taken off, then ``Gemm`` with ``coef / scale`` (the scaler's division folded into
   the weights) and the intercept;
 - each category column: a ``LabelEncoder`` from the text straight to its weight for one

@@ -2,8 +2,10 @@
 
 Both read the same fitted parts: the category steps ``training.pipeline`` builds (the
 missing-marker imputer and a one-hot encoder with its defaults) and a classifier's classes.
-So both write a category column the same way, as the index of its one-hot position, and both
-end in the same ``label`` / ``probabilities`` outputs. ``Graph`` collects nodes and constants
+So both look a category column's text up in the same table (``category_table``: the known
+categories, then the missing marker with its fill's entry), to its one-hot position or, for
+a linear model with one output, straight to its weight; and both end in the same ``label`` /
+``probabilities`` outputs. ``Graph`` collects nodes and constants
 with generated names that no column can take.
 """
 
