@@ -65,6 +65,7 @@ class Predictor:
         self._nullable = {c.name for c in columns if c.nullable}
         self._position = {name: i for i, name in enumerate(self.column_names)}
         self.is_classifier = info.task == "classification"
+        self._labels = np.asarray(info.classes, dtype=object)  # picked by index per row
         # Binary classifiers: the threshold on P(positive_class); None labels by argmax.
         binary = self.is_classifier and len(info.classes) == 2
         self._positive = positive_index(info.classes, info.positive_class) if binary else None
@@ -260,8 +261,8 @@ class Predictor:
         if not len(keep):
             return Scored(keep, None, problems)
         result = self.predict_valid(good)
-        finite = result.finite_rows()
-        if not finite.all():
+        if not result.all_finite():
+            finite = result.finite_rows()
             problems += [Problem(Code.out_of_range, UNSCORABLE, int(row)) for row in keep[~finite]]
             problems.sort(key=lambda p: p.row or 0)
             keep, result = keep[finite], result.take(finite)
@@ -278,6 +279,5 @@ class Predictor:
             proba = self.backend.probabilities(columns)
             classes = self.info.classes
             chosen = label_indices(proba, self._positive, self.threshold)
-            labels = np.asarray(classes, dtype=object)[chosen].tolist()
-            return Prediction(labels, proba, classes)
+            return Prediction(self._labels[chosen].tolist(), proba, classes, chosen)
         return Prediction(self.backend.values(columns).tolist(), None, [])

@@ -6,7 +6,7 @@ one ``proba_<class>`` column per class in the model's class order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -25,11 +25,17 @@ def result_fields(classes: list[str], is_classifier: bool) -> list[tuple[str, Fi
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted labels (or values) and, for classifiers, one probability per class per row."""
+    """Predicted labels (or values) and, for classifiers, one probability per class per row.
+
+    ``indices`` is each row's label as a position in ``classes`` when the predictor chose it
+    (classifiers): a columnar reply can take the labels from the classes without reading a
+    Python string per row.
+    """
 
     predictions: list[Any]
     probabilities: np.ndarray | None
     classes: list[str]
+    indices: np.ndarray | None = field(default=None, compare=False)
 
     def probability_records(self) -> list[dict[str, float]] | None:
         """``[{"CH": 0.6, "MM": 0.4}, ...]``, the service's reply shape."""
@@ -46,11 +52,18 @@ class Prediction:
             finite = np.isfinite(np.asarray(self.predictions, dtype=np.float64))
         return finite
 
+    def all_finite(self) -> bool:
+        """Whether every output number is finite: one pass, no mask (the common case)."""
+        if self.probabilities is not None:
+            return bool(np.isfinite(self.probabilities).all())
+        return bool(np.isfinite(np.asarray(self.predictions, dtype=np.float64)).all())
+
     def take(self, rows: np.ndarray) -> Prediction:
         """The rows selected by a boolean mask."""
         predictions = [p for p, keep in zip(self.predictions, rows.tolist(), strict=True) if keep]
         probabilities = None if self.probabilities is None else self.probabilities[rows]
-        return Prediction(predictions, probabilities, self.classes)
+        indices = None if self.indices is None else self.indices[rows]
+        return Prediction(predictions, probabilities, self.classes, indices)
 
     def columns(self) -> dict[str, Any]:
         """The output schema's columns (see ``result_fields``), for batch and Spark."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ import numpy as np
 from mlship.scoring.columns import Columns
 from mlship.scoring.predictor import ExtraColumns, Predictor
 from mlship.scoring.problems import Code, InputError, Problem
-from mlship.scoring.results import Prediction
+from mlship.scoring.results import Prediction, result_fields
 from mlship.serving.codecs import tabular
 
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
@@ -142,18 +143,46 @@ def _as_objects(values: np.ndarray) -> np.ndarray:
 
 
 def encode(result: Prediction, predictor: Predictor) -> bytes:
-    """One record batch: ``prediction`` then ``proba_<class>``; the model in the metadata."""
+    """One record batch: ``prediction`` then ``proba_<class>``; the model in the metadata.
+
+    The stream is written as its three parts: the schema message (the same for every reply of
+    this model, so serialized once), the batch, and the end-of-stream marker. Labels the
+    predictor chose by index are taken from the classes in Arrow, not read string by string.
+    """
     pa = _pyarrow(Code.not_acceptable)
-    kind = pa.string() if predictor.is_classifier else pa.float64()
-    arrays = {
-        name: pa.array(values, kind) if i == 0 else pa.array(values, pa.float64())
-        for i, (name, values) in enumerate(result.columns().items())
-    }
     info = predictor.info
-    metadata = {"model_name": info.name, "model_version": info.version, "run_id": info.run_id}
-    table = pa.table(arrays, metadata={k: str(v) for k, v in metadata.items()})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    out: bytes = sink.getvalue().to_pybytes()
-    return out
+    reply = _reply_schema(pa, tuple(result.classes), predictor.is_classifier,
+                          info.name, str(info.version), str(info.run_id))  # fmt: skip
+    if result.indices is not None:
+        labels = reply.labels.take(pa.array(result.indices))
+    else:
+        labels = pa.array(result.predictions, reply.schema.field(0).type)
+    arrays = [labels]
+    if result.probabilities is not None:  # one contiguous row per class: no strided copies
+        arrays += [pa.array(p) for p in np.ascontiguousarray(result.probabilities.T)]
+    batch = pa.RecordBatch.from_arrays(arrays, schema=reply.schema)
+    return b"".join((reply.head, batch.serialize().to_pybytes(), END_OF_STREAM))
+
+
+# An IPC stream ends with a continuation marker and a zero length (the Arrow columnar format).
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+@dataclass(frozen=True)
+class _Reply:
+    schema: Any
+    head: bytes  # the schema message, as it opens every reply stream
+    labels: Any  # the classes as an Arrow string array, to take labels from
+
+
+@functools.lru_cache(maxsize=8)
+def _reply_schema(
+    pa: Any, classes: tuple[str, ...], is_classifier: bool, name: str, version: str, run_id: str
+) -> _Reply:
+    """The reply schema of one model (``result_fields``), with its identity as metadata."""
+    kinds = {"string": pa.string(), "double": pa.float64()}
+    fields = [pa.field(n, kinds[k]) for n, k in result_fields(list(classes), is_classifier)]
+    metadata = {"model_name": name, "model_version": version, "run_id": run_id}
+    schema = pa.schema(fields, metadata=metadata)
+    head: bytes = schema.serialize().to_pybytes()
+    return _Reply(schema, head, pa.array(list(classes), pa.string()))
