@@ -1,9 +1,11 @@
 """The Arrow reply as a stream of its own parts (``codecs.arrow.encode``), over a fake predictor.
 
 The reply is written as the schema message (kept once per model), one record batch and the
-end-of-stream marker. Whatever the rows, it must read back with pyarrow as exactly one batch
-holding what ``Prediction.columns`` holds, labels taken by index agreeing with the labels as
-text, and rows the model could not score left out with their labels still in step.
+end-of-stream marker. It must be byte for byte the stream pyarrow's own stream writer writes
+for the same table (pyarrow's reader alone would forgive a missing end marker or trailing
+bytes), read back as one batch holding what ``Prediction.columns`` holds, give the same bytes
+with labels taken by index or as text, and leave out rows the model could not score with the
+other rows' labels still in step.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def columns(prices: list[float]) -> dict[str, np.ndarray]:
 
 
 def read_one_batch(body: bytes) -> pa.RecordBatch:
-    """The stream's only batch; a second batch, or bytes after the end marker, fail."""
+    """The stream's only batch (a second one fails)."""
     reader = pa.ipc.open_stream(body)
     batch = reader.read_next_batch()
     with pytest.raises(StopIteration):
@@ -58,6 +60,18 @@ def test_the_reply_reads_back_as_one_batch_of_the_prediction(task: str) -> None:
     assert again.equals(batch)
 
 
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_reply_is_what_pyarrows_stream_writer_writes(task: str) -> None:
+    predictor = fake_predictor(task)
+    result = predictor.predict(columns([-3.0, 0.2, 4.0]))
+    body = arrow.encode(result, predictor)
+    table = pa.ipc.open_stream(body).read_all()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    assert body == sink.getvalue().to_pybytes()
+
+
 def test_labels_by_index_and_as_text_give_the_same_reply() -> None:
     predictor = fake_predictor()
     result = predictor.predict(columns([-3.0, 0.2, 4.0, 1.5]))
@@ -68,7 +82,7 @@ def test_labels_by_index_and_as_text_give_the_same_reply() -> None:
 
 
 class NanForBigPrices:
-    """P is NaN where the price is over 100 (a float32 twin's overflow), else the fake's."""
+    """NaN where the price is over 100 (a float32 twin's overflow), else the fake's output."""
 
     name = "nan"
 
@@ -82,6 +96,7 @@ class NanForBigPrices:
 
     def values(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         out: np.ndarray = self.inner.values(cols)
+        out[cols["price"] > 100] = np.nan
         return out
 
 
@@ -99,3 +114,12 @@ def test_rows_without_a_finite_score_are_named_and_the_rest_keep_their_labels() 
     assert result.predictions == ["no", "yes", "no"]
     assert [result.classes[i] for i in result.indices] == result.predictions
     assert read_one_batch(arrow.encode(result, predictor)).to_pydict() == as_lists(result)
+
+
+def test_a_regressors_rows_without_a_finite_value_are_named_and_the_rest_scored() -> None:
+    fake = fake_predictor("regression")
+    predictor = Predictor(NanForBigPrices(fake.backend), fake.columns, fake.info)
+    scored = predictor.score(predictor.validate(columns([1.0, 500.0, 3.0])))
+    assert scored.keep.tolist() == [0, 2]
+    assert [p.row for p in scored.problems] == [1]
+    assert scored.prediction is not None and scored.prediction.predictions == [2.0, 6.0]

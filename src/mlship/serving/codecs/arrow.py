@@ -152,7 +152,7 @@ def encode(result: Prediction, predictor: Predictor) -> bytes:
     pa = _pyarrow(Code.not_acceptable)
     info = predictor.info
     reply = _reply_schema(pa, tuple(result.classes), predictor.is_classifier,
-                          info.name, str(info.version), str(info.run_id))  # fmt: skip
+                          str(info.name), str(info.version), str(info.run_id))  # fmt: skip
     if result.indices is not None:
         labels = reply.labels.take(pa.array(result.indices))
     else:
