@@ -44,19 +44,23 @@ class Prediction:
         classes = self.classes
         return [dict(zip(classes, row, strict=True)) for row in self.probabilities.tolist()]
 
+    def _numbers(self) -> np.ndarray:
+        """The output numbers: the probabilities (rows, classes), else the values (rows,)."""
+        if self.probabilities is not None:
+            return self.probabilities
+        return np.asarray(self.predictions, dtype=np.float64)
+
     def finite_rows(self) -> np.ndarray:
         """Rows whose every output number is finite (float32 runtimes can overflow to NaN)."""
-        if self.probabilities is not None:
-            finite: np.ndarray = np.isfinite(self.probabilities).all(axis=1)
-        else:
-            finite = np.isfinite(np.asarray(self.predictions, dtype=np.float64))
+        numbers = self._numbers()
+        if numbers.ndim == 1:  # values: one number a row
+            numbers = numbers[:, None]
+        finite: np.ndarray = np.isfinite(numbers).all(axis=1)
         return finite
 
     def all_finite(self) -> bool:
         """Whether every output number is finite: one pass, no mask (the common case)."""
-        if self.probabilities is not None:
-            return bool(np.isfinite(self.probabilities).all())
-        return bool(np.isfinite(np.asarray(self.predictions, dtype=np.float64)).all())
+        return bool(np.isfinite(self._numbers()).all())
 
     def take(self, rows: np.ndarray) -> Prediction:
         """The rows selected by a boolean mask."""
