@@ -1,6 +1,8 @@
 # mlship: common tasks. `make help` lists them.
 SHELL := /bin/bash
 UV ?= uv
+# scripts/install-uv.sh (make setup) puts uv in ~/.local/bin, which a fresh shell may not have.
+export PATH := $(HOME)/.local/bin:$(PATH)
 BASE_IMAGE ?=
 MODEL_DIR ?= models/oj-purchase
 PORT ?= 8888

@@ -14,7 +14,10 @@ NAME="mlship-demo-$$"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "setting up .venv (uv sync)"
-command -v uv >/dev/null || python3 -m pip install --quiet uv
+# scripts/install-uv.sh puts uv in ~/.local/bin (stock Debian 12 has no pip, and PEP 668
+# forbids installing into the system Python).
+export PATH="$HOME/.local/bin:$PATH"
+command -v uv >/dev/null || scripts/install-uv.sh
 uv sync --frozen --all-extras
 
 step "training the default model"
@@ -35,12 +38,16 @@ if [ -z "${BASE_IMAGE:-}" ]; then
 fi
 
 step "building the scoring image (base: $BASE_IMAGE)"
-TAG=$(uv run mlship image build --model models/oj-purchase --base-image "$BASE_IMAGE" | tee /dev/stderr | sed -n 's/^built \([^ ]*\) .*/\1/p')
+BUILD_LOG=$(mktemp)
+trap 'rm -f "$BUILD_LOG"' EXIT
+uv run mlship image build --model models/oj-purchase --base-image "$BASE_IMAGE" | tee "$BUILD_LOG"
+TAG=$(sed -n 's/^built \([^ ]*\) .*/\1/p' "$BUILD_LOG")
+[ -n "$TAG" ] || { echo "error: mlship image build printed no 'built <tag>' line" >&2; exit 1; }
 docker image ls "$TAG"
 
 step "running $TAG on http://localhost:$PORT"
 docker run -d --rm --name "$NAME" -p "$PORT:8888" "$TAG" >/dev/null
-trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
+trap 'docker rm -f "$NAME" >/dev/null 2>&1 || true; rm -f "$BUILD_LOG"' EXIT
 for _ in $(seq 1 120); do
   curl -sf "http://localhost:$PORT/ready" >/dev/null && break
   sleep 0.5

@@ -9,6 +9,10 @@ UV_VERSION="${UV_VERSION:-0.13.9}"
 if command -v uv >/dev/null 2>&1; then
     exit 0
 fi
+if "$HOME/.local/bin/uv" --version >/dev/null 2>&1; then
+    echo "uv is at $HOME/.local/bin/uv; put it on PATH: export PATH=\"\$HOME/.local/bin:\$PATH\"" >&2
+    exit 0
+fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || { echo "install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null

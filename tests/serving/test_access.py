@@ -223,6 +223,13 @@ def test_help_says_where_it_listens_and_how_to_get_docs() -> None:
     text = " ".join(re.sub("[\u2500-\u257f]", " ", result.output).split())  # no box lines
     assert "127.0.0.1" in text and "0.0.0.0" in text
     assert "--docs" in text and "CDN" in text and "--api-key-file" in text
+    assert "fsspec (the batch extra)" in text  # no [tag] that rich would take for markup
+
+
+def test_a_missing_model_names_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLSHIP_MODEL_DIR", raising=False)
+    result = run_cli("serve")
+    assert result.exit_code == 1 and "--model is required" in result.output
 
 
 # ---------------------------------------------------------------------------------------------

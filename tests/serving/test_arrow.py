@@ -182,6 +182,9 @@ CHILD = textwrap.dedent(
         arrow = "application/vnd.apache.arrow.stream"
         reply = client.post("/score", content=body, headers={"Content-Type": arrow})
         out["body"] = [reply.status_code, reply.json()]
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        reply = client.post("/score", content=b"a=1", headers=form)
+        out["form"] = [reply.status_code, reply.json()]
         reply = client.post("/score", content=b"[]", headers={"Accept": arrow})
         out["accept"] = [reply.status_code, reply.json()]
         reply = client.post("/score?format=arrow", content=b"[]")
@@ -214,11 +217,13 @@ def test_without_pyarrow_arrow_bodies_are_415_and_replies_406(
     out = json.loads(done.stdout.strip().splitlines()[-1])
     status, reply = out["body"]
     assert status == 415
-    assert reply["error"].startswith("Arrow bodies: this server's environment has no pyarrow")
+    assert reply["error"].startswith("Arrow bodies: this server has no pyarrow")
+    status, reply = out["form"]  # the 415 lists only what this server accepts
+    assert status == 415 and "text/csv" in reply["error"] and "arrow" not in reply["error"]
     for key in ("accept", "query"):
         status, reply = out[key]
         assert status == 406, key
-        assert reply["error"].startswith("Arrow replies: this server's environment has no pyarrow")
+        assert reply["error"].startswith("Arrow replies: this server has no pyarrow")
     status, kind, reply = out["fallback"]  # Arrow preferred, JSON accepted: JSON it is
     assert (status, kind) == (200, "application/json")
     assert len(reply["predictions"]) == 2

@@ -76,6 +76,7 @@ def test_bad_bodies_are_typed(body: object, code: Code, http: int) -> None:
 def test_unsupported_media_type_is_415() -> None:
     got, error = status(b"a=1", "application/x-www-form-urlencoded")
     assert got == 415 and error.problems[0].code is Code.unsupported_media_type
+    assert "application/vnd.apache.arrow.stream" in error.message  # pyarrow is here
 
 
 def test_a_missing_field_is_named_by_row() -> None:
@@ -87,6 +88,18 @@ def test_a_missing_field_is_named_by_row() -> None:
 def test_csv_rows_of_the_wrong_width_are_400_naming_the_row() -> None:
     got, error = status(b"price,discount,store,promo\n1,2,3\n", "text/csv")
     assert got == 400 and error.message == "CSV row 0: expected 4 fields, got 3"
+
+
+def test_a_lone_record_is_told_to_go_in_an_array() -> None:
+    got, error = status(RECORDS[0])
+    assert got == 400 and "single record" in error.message and "[{...}]" in error.message
+
+
+def test_an_object_of_other_keys_lists_them_and_says_when_it_stopped() -> None:
+    _, few = status({"rows": [], "meta": 1})
+    assert "got 2 other key(s): 'meta', 'rows'" in few.message and "..." not in few.message
+    _, many = status({f"k{i:02}": i for i in range(12)})
+    assert "got 12 other key(s)" in many.message and many.message.endswith("'k09', ...")
 
 
 def test_replies() -> None:

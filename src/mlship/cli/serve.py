@@ -30,7 +30,9 @@ def serve(
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Saved model dir.")] = None,
     contract: Annotated[
         str | None,
-        typer.Argument(hidden=True, help="'serve' selects SageMaker's contract (port 8080)."),
+        typer.Argument(
+            hidden=True, metavar="serve", help="'serve' selects SageMaker's contract (port 8080)."
+        ),
     ] = None,
     host: Annotated[
         str | None,
@@ -111,7 +113,7 @@ def serve(
             metavar="URI",
             help="Log scored requests (features, prediction, probabilities) as Parquet files "
             "to this folder or fsspec URI (gs://bucket/requests/, s3://...); CSV files when "
-            "pyarrow is missing (the serving images); a URI needs fsspec: mlship[batch]. "
+            "pyarrow is missing (the serving images); a URI needs fsspec (the batch extra). "
             "Also MLSHIP_LOG_REQUESTS. Default: off.",
         ),
     ] = None,
@@ -155,6 +157,8 @@ def serve(
     a flag beats the variable, which beats PORT / AIP_HTTP_PORT / SAGEMAKER_BIND_TO_PORT.
     Bodies may be gzip-compressed (Content-Encoding: gzip; the inflated size counts against
     --max-body-mb). SIGTERM drains: /ready turns 503, requests in flight finish, exit 0.
+    A trailing word serve (how SageMaker starts a container) selects SageMaker's contract:
+    port 8080, /ping and /invocations.
     """
     flags = dict(locals())
 
@@ -218,6 +222,8 @@ def serve_settings(contract: str | None = None, **flags: Any) -> ServeSettings:
     given = {key: value for key, value in flags.items() if value is not None}
     if "model" in given:
         given["model_dir"] = Path(given.pop("model")).resolve()
+    elif not os.environ.get("MLSHIP_MODEL_DIR"):
+        raise MlshipError("--model is required: the saved model dir to serve (or MLSHIP_MODEL_DIR)")
     if "api_key_file" in given:
         given["api_keys_file"] = Path(given.pop("api_key_file")).resolve()
     if "log_requests" in given:

@@ -12,7 +12,7 @@ encoded), integers or booleans, as their text. Anything else is a 422 naming the
 Values are then validated cell by cell like any other body (nulls where training had none,
 out-of-range numbers), each problem by row and column.
 
-pyarrow is not a serving dependency (the ONNX image leaves it out): without it an Arrow body is
+pyarrow is not a serving dependency (the scoring images leave it out): without it an Arrow body is
 a 415 and an Arrow reply a 406, each saying so, and ``available()`` tells the OpenAPI
 document and ``/metadata`` whether this server speaks Arrow. pyarrow is imported on the first
 Arrow request, never at start-up.
@@ -36,8 +36,8 @@ from mlship.serving.codecs import tabular
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 MEDIA_TYPES = (MEDIA_TYPE, "application/vnd.apache.arrow")
 WITHOUT = (
-    "this server's environment has no pyarrow (the ONNX image leaves it out); "
-    "install mlship[batch] for Arrow, or send JSON or CSV"
+    "this server has no pyarrow (the scoring images leave it out; outside them the 'batch' "
+    "extra installs it); send JSON or CSV"
 )
 
 

@@ -48,10 +48,11 @@ def decode(
     if kind in tabular.JSON_LINES_TYPES:
         return tabular.json_lines(body, predictor, extra, on_ignored)
     if not tabular.is_json(kind):
+        accepted = "application/json, text/csv, application/jsonlines"
+        if arrow.available():
+            accepted += f" or {arrow.MEDIA_TYPE}"
         raise InputError.single(
-            Code.unsupported_media_type,
-            f"unsupported content type {kind!r}; send application/json, text/csv, "
-            f"application/jsonlines or {arrow.MEDIA_TYPE}",
+            Code.unsupported_media_type, f"unsupported content type {kind!r}; send {accepted}"
         )
     return document(tabular.load_json(body), predictor, extra, on_ignored)
 
@@ -63,10 +64,7 @@ def document(
     if isinstance(data, dict):
         keys = [k for k in JSON_KEYS if k in data]
         if len(keys) != 1:
-            raise tabular.malformed(
-                f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; "
-                f"got keys {sorted(map(str, data))[:10]}"
-            )
+            raise tabular.malformed(_object_problem(data, keys, predictor))
         key = keys[0]
         others = sorted(str(k) for k in data if k != key and k not in SIDE_KEYS)
         if others:
@@ -86,6 +84,25 @@ def document(
             "body must be a JSON array of records or an object with 'instances'"
         )
     return tabular.rows(data, predictor, extra, on_ignored)
+
+
+def _object_problem(data: dict[Any, Any], keys: list[str], predictor: Predictor) -> str:
+    """Why an object body has no single protocol key, with the likely fix: a lone record
+    (its keys are feature names) needs wrapping in an array."""
+    if keys:
+        return f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; got {keys}"
+    features = {c.name for c in predictor.columns}
+    if any(k in features for k in data):
+        return (
+            "body is a single record; send a JSON array of records, e.g. [{...}], "
+            'or {"instances": [{...}]}'
+        )
+    names = sorted(map(str, data))
+    shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    return (
+        f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; "
+        f"got {len(names)} other key(s): {shown}"
+    )
 
 
 def _columnar(
