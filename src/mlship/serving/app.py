@@ -228,14 +228,18 @@ def _routes(
 
 
 def create_app(
-    settings: ServeSettings, *, background_load: bool = True, drain: Drain | None = None
+    settings: ServeSettings,
+    *,
+    background_load: bool = True,
+    drain: Drain | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """Build the app for ``settings``; the model loads when the app starts.
 
     ``drain`` is the shutdown flag the server flips (``mlship.serving.shutdown``); a fresh
-    one unless given.
+    one unless given. ``settle_heap``: the process is the server's own (``loader.settle_heap``).
     """
-    holder = ModelHolder(settings)
+    holder = ModelHolder(settings, settle=settle_heap)
     metrics = Metrics(settings)  # with live drift when settings ask
     request_log = open_request_log(settings, metrics)  # each worker: its own writer and files
     service = Service(settings, holder, metrics, drain or Drain(), request_log)

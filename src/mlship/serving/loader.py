@@ -7,6 +7,7 @@ absolute path by its file name only.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -18,6 +19,9 @@ from mlship.serving.settings import ServeSettings
 
 log = logging.getLogger("mlship.serving")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\":,;()\[\]]+")
+# Net container allocations before a young collection (CPython's default is 700). A request's
+# lists are freed by reference counting when it ends, so they seldom add up to this many.
+YOUNG_THRESHOLD = 7000
 
 
 def without_paths(message: str, model_dir: Path) -> str:
@@ -27,11 +31,31 @@ def without_paths(message: str, model_dir: Path) -> str:
     return ABSOLUTE_PATH.sub(lambda m: Path(m.group()).name or "/", message)
 
 
-class ModelHolder:
-    """The predictor, or why there is none yet (loading) or none at all (failed)."""
+def settle_heap() -> None:
+    """Put what is alive once the model is loaded out of the cyclic collector's reach.
 
-    def __init__(self, settings: ServeSettings) -> None:
+    The imports and the model leave ~112,000 tracked objects that live as long as the process,
+    and every full collection walked them all: 60-65 ms, triggered every ~60 requests by the
+    row lists of 1,000-row JSON bodies (1.1 ms a request on average, a 60 ms stall for the
+    request that hit it). ``gc.freeze`` moves them to the permanent generation after one
+    collection; the raised young threshold spares a request's own short-lived lists.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+
+
+class ModelHolder:
+    """The predictor, or why there is none yet (loading) or none at all (failed).
+
+    ``settle``: call ``settle_heap`` after a successful load; for a serving process, whose
+    heap is the service's alone (not for an app built inside a test or a notebook).
+    """
+
+    def __init__(self, settings: ServeSettings, *, settle: bool = False) -> None:
         self.settings = settings
+        self.settle = settle
         self.predictor: Predictor | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
@@ -46,6 +70,8 @@ class ModelHolder:
             )
             info = self.predictor.info
             log.info("model %s v%s loaded (%s)", info.name, info.version, self.predictor.runtime)
+            if self.settle:
+                settle_heap()
         except MlshipError as exc:
             self.failed(str(exc))
         except Exception as exc:  # a broken artifact must not kill the liveness endpoint

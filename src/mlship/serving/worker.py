@@ -17,7 +17,7 @@ from mlship.serving.shutdown import PROCESS_DRAIN
 def app_from_env() -> FastAPI:
     settings = ServeSettings()  # model_dir from MLSHIP_MODEL_DIR, set by `mlship serve`
     limit_threads(settings.threads)
-    return create_app(settings, drain=PROCESS_DRAIN)
+    return create_app(settings, drain=PROCESS_DRAIN, settle_heap=True)
 
 
 def limit_threads(threads: int) -> None:
