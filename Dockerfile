@@ -86,12 +86,15 @@ RUN if [ "${RUNTIME}" = sklearn ] && ! ldconfig -p | grep -q libgomp.so.1; then 
  && rm -f /var/log/lastlog /var/log/faillog
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/model /opt/model
+# ORT_DISABLE_TELEMETRY: onnxruntime's Linux wheels report usage to Microsoft unless told not
+# to (mlship sets it before its first use of onnxruntime as well).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
     MKL_NUM_THREADS=1 \
+    ORT_DISABLE_TELEMETRY=1 \
     MLSHIP_RUNTIME=${RUNTIME}
 USER 10001
 EXPOSE 8888

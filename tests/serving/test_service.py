@@ -109,6 +109,7 @@ def error(reply: Any, status: int) -> dict[str, Any]:
     ("payload", "status", "needle"),
     [
         (b"[{bad json", 400, "malformed JSON"),
+        (b'[{"Store7": "\xff"}]', 400, "malformed JSON: not UTF-8 text (byte 13)"),
         (b"", 400, "empty body"),
         (b"[]", 400, "no rows"),
         (b'{"rows": []}', 400, "exactly one of instances"),
@@ -173,7 +174,7 @@ def test_wrong_content_type_and_route(client: TestClient) -> None:
         415,
     )
     assert "application/json" in body["error"]
-    error(client.get("/score"), 405)
+    assert error(client.get("/score"), 405) and client.get("/score").headers["allow"] == "POST"
     error(client.get("/nope"), 404)
 
 

@@ -8,6 +8,7 @@ beyond onnxruntime to serve.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,14 +59,27 @@ class SklearnBackend:
 _NUMERIC_DTYPES = {"tensor(double)": np.float64, "tensor(float)": np.float32}
 
 
+def onnxruntime() -> Any:
+    """onnxruntime, imported with its usage telemetry off unless the environment says otherwise.
+
+    Its Linux wheels (1.32 here) write a device id under ``~/.cache/Microsoft`` and send usage
+    events to Microsoft's collector; a scoring service makes no call its operator did not ask
+    for (and on a read-only root it warned at every start). ``ORT_DISABLE_TELEMETRY`` counts
+    only when set before the runtime's environment exists, that is before its first use.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime as ort
+
+    return ort
+
+
 class OnnxBackend:
     """The compiled graph in onnxruntime: one input per column, shaped (rows, 1)."""
 
     name = "onnx"
 
     def __init__(self, path: Path, numeric: list[str], categorical: list[str], threads: int):
-        import onnxruntime as ort
-
+        ort = onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

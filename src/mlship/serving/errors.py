@@ -7,6 +7,7 @@ A reply's status is that of its most serious kind of problem: a body we cannot r
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -51,9 +52,14 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 
 def error_response(
-    status: int, message: str, details: list[dict[str, Any]] | None = None
+    status: int,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
-    return json_response({"error": message, "details": details or []}, status)
+    response = json_response({"error": message, "details": details or []}, status)
+    response.headers.update(headers or {})
+    return response
 
 
 def input_error_response(error: InputError) -> Response:
@@ -80,7 +86,7 @@ def error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)  # 405: Allow
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> Response:

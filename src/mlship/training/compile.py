@@ -206,8 +206,9 @@ def compile_onnx(  # noqa: PLR0913 - the labelling rule rides along, keyword-onl
         graph = _convert(model, numeric, categorical, task)
         if threshold is not None and task is Task.classification:
             apply_threshold(graph, list(model.classes_), *threshold)
-        import onnxruntime as ort
+        from mlship.scoring.backends import onnxruntime
 
+        ort = onnxruntime()
         blob = graph.SerializeToString()
         session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
         outputs = session.run(None, _feeds(check_rows, numeric, categorical))

@@ -46,6 +46,10 @@ def load_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        try:  # orjson names no byte for bad UTF-8 ("surrogates not allowed ... char 0")
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise malformed(f"malformed JSON: not UTF-8 text (byte {bad.start})") from None
         raise malformed(f"malformed JSON: {exc}") from None
 
 
