@@ -1,8 +1,9 @@
 # mlship: common tasks. `make help` lists them.
 SHELL := /bin/bash
 UV ?= uv
-# scripts/install-uv.sh (make setup) puts uv in ~/.local/bin, which a fresh shell may not have.
-export PATH := $(HOME)/.local/bin:$(PATH)
+# scripts/install-uv.sh (make setup) puts uv in ~/.local/bin, which a fresh shell may not have
+# (appended: a uv already on PATH comes first).
+export PATH := $(PATH):$(HOME)/.local/bin
 BASE_IMAGE ?=
 MODEL_DIR ?= models/oj-purchase
 PORT ?= 8888

@@ -108,7 +108,8 @@ async def in_process(model: Path, payloads: dict[int, Path], rounds: int) -> dic
     from mlship.serving.app import create_app
     from mlship.serving.settings import ServeSettings
 
-    apps = {name: create_app(ServeSettings(model_dir=model, drift=name), background_load=False)
+    apps = {name: create_app(ServeSettings(model_dir=model, drift=name), background_load=False,
+                             settle_heap=True)  # the heap as the serving process leaves it
             for name in ("off", "on")}  # fmt: skip
     ratios: dict[int, float] = {}
     async with contextlib.AsyncExitStack() as stack:

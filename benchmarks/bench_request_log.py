@@ -97,10 +97,11 @@ async def per_request(app: Any, body: bytes, requests: int) -> float:
 async def measure(model: Path, folder: Path, rounds: int, requests: int) -> dict[str, Any]:
     body = one_row()
     apps = {
-        "off": create_app(ServeSettings(model_dir=model), background_load=False),
+        "off": create_app(ServeSettings(model_dir=model), background_load=False, settle_heap=True),
         "on": create_app(  # one file per round: its writing is inside the round's time
             ServeSettings(model_dir=model, log_requests=str(folder), log_rotate_rows=requests),
             background_load=False,
+            settle_heap=True,  # as the serving process does
         ),
     }
     times: dict[str, list[float]] = {"off": [], "on": []}

@@ -15,8 +15,8 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "setting up .venv (uv sync)"
 # scripts/install-uv.sh puts uv in ~/.local/bin (stock Debian 12 has no pip, and PEP 668
-# forbids installing into the system Python).
-export PATH="$HOME/.local/bin:$PATH"
+# forbids installing into the system Python). After the PATH: a uv already there comes first.
+export PATH="$PATH:$HOME/.local/bin"
 command -v uv >/dev/null || scripts/install-uv.sh
 uv sync --frozen --all-extras
 

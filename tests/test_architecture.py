@@ -107,6 +107,26 @@ def test_nothing_outside_cli_imports_cli() -> None:
     assert offenders == []
 
 
+def third_party_imports(path: Path, package: str) -> int:
+    """How many ``import package`` / ``from package... import`` statements a file holds."""
+    count = 0
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            count += sum(a.name.split(".")[0] == package for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            count += node.module.split(".")[0] == package
+    return count
+
+
+def test_onnxruntime_is_imported_in_one_place() -> None:
+    """``scoring.backends.onnxruntime()`` turns its telemetry off before the first import; any
+    other import could come first and leave it on."""
+    importers = {
+        module_name(p): n for p in SRC.rglob("*.py") if (n := third_party_imports(p, "onnxruntime"))
+    }
+    assert importers == {"mlship.scoring.backends": 1}
+
+
 def find_cycle(edges: dict[str, set[str]]) -> list[str]:
     """One import cycle as a path (first == last), or [] when there is none."""
     state: dict[str, int] = {}

@@ -224,6 +224,7 @@ def test_help_says_where_it_listens_and_how_to_get_docs() -> None:
     assert "127.0.0.1" in text and "0.0.0.0" in text
     assert "--docs" in text and "CDN" in text and "--api-key-file" in text
     assert "fsspec (the batch extra)" in text  # no [tag] that rich would take for markup
+    assert "serve [OPTIONS] [serve]" in text  # the SageMaker word, by name
 
 
 def test_a_missing_model_names_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,6 +95,20 @@ def test_a_lone_record_is_told_to_go_in_an_array() -> None:
     assert got == 400 and "single record" in error.message and "[{...}]" in error.message
 
 
+def test_one_list_per_column_is_told_of_the_columnar_form() -> None:
+    columnar = {name: [r[name] for r in RECORDS] for name in NAMES}  # pandas' to_dict("list")
+    got, error = status(columnar)
+    assert got == 400 and '{"inputs": {' in error.message and "single record" not in error.message
+    assert decode({"inputs": columnar}) == decode(RECORDS)  # and the advice works
+
+
+def test_bad_utf8_is_named_by_byte_in_json_and_json_lines() -> None:
+    _, whole = status(b'[{"price": "\xff"}]')
+    assert whole.message == "malformed JSON: not UTF-8 text (byte 12)"
+    _, lines = status(b'{"price": 1}\n{"price": "\xff"}\n', "application/jsonlines")
+    assert lines.message == "JSON line 1: not UTF-8 text (byte 11)"
+
+
 def test_an_object_of_other_keys_lists_them_and_says_when_it_stopped() -> None:
     _, few = status({"rows": [], "meta": 1})
     assert "got 2 other key(s): 'meta', 'rows'" in few.message and "..." not in few.message

@@ -129,15 +129,15 @@ class Service:
         content_type: str | None,
         encoding: str,
     ) -> tuple[Prediction, Any, Columns]:
-        """``score_body``, its time per body byte learnt for ``kind`` (uncompressed bodies)."""
-        start, ok = time.perf_counter(), False
+        """``score_body``, its CPU time per body byte learnt for ``kind`` (uncompressed bodies)."""
+        start, ok = time.thread_time(), False
         try:
             scored = self.score_body(predictor, protocol, body, content_type, encoding)
             ok = True
             return scored
         finally:
             if not encoding:  # a compressed size says nothing of the work
-                self.inline.observe(kind, len(body), time.perf_counter() - start, ok=ok)
+                self.inline.observe(kind, len(body), time.thread_time() - start, ok=ok)
 
     def score_body(
         self,

@@ -8,13 +8,16 @@ timed of the same kind (protocol and content type: CSV costs more a byte than JS
 it will take at most ``BUDGET_SECONDS``. The rest, and every compressed body (whose size says
 nothing), goes to the pool.
 
-The estimate is seconds per body byte: smoothed over successful bodies, and raised at once
-(never lowered) by a failed one, which can cost more than a good body (a bad cell in every
-row takes the per-cell path) and would otherwise teach nothing. A linear model's or hist
-gradient boosting's 1,000 rows (a few to ~11 milliseconds) stay on the loop; a random
-forest's (~20 ms) sit near the budget; slower bodies go to the pool. Whatever the estimate
-says, a body on the loop is at most ``MAX_INLINE_BYTES``, which bounds how long one can hold
-the loop.
+The estimate is the scoring thread's CPU seconds per body byte (``time.thread_time``, not the
+wall clock: with eight bodies in the pool on one core, each one's wall time counts the other
+seven's work, so a quick model looked slow and stayed in the pool; the forest's 1,000-row
+bodies lost up to 11% so in an alternated A/B, docs/benchmarks.md). It is smoothed over
+successful bodies, and raised at once (never lowered) by a failed one, which can cost more than
+a good body (a bad cell in every row takes the per-cell path) and would otherwise teach
+nothing. A linear model's or hist gradient boosting's 1,000 rows (a few to ~11 milliseconds)
+stay on the loop, and so do a random forest's (~17-20 ms, near the budget); slower bodies go
+to the pool. Whatever the estimate says, a body on the loop is at most ``MAX_INLINE_BYTES``,
+which bounds how long one can hold the loop.
 """
 
 from __future__ import annotations

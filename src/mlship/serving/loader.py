@@ -35,7 +35,7 @@ def settle_heap() -> None:
     """Put what is alive once the model is loaded out of the cyclic collector's reach.
 
     The imports and the model leave ~112,000 tracked objects that live as long as the process,
-    and every full collection walked them all: 60-65 ms, triggered every ~60 requests by the
+    and every full collection walked them all: 62-66 ms, triggered every ~60 requests by the
     row lists of 1,000-row JSON bodies (1.1 ms a request on average, a 60 ms stall for the
     request that hit it). ``gc.freeze`` moves them to the permanent generation after one
     collection; the raised young threshold spares a request's own short-lived lists.
@@ -62,16 +62,17 @@ class ModelHolder:
 
     def load(self) -> None:
         try:
-            self.predictor = Predictor.load(
+            predictor = Predictor.load(
                 self.settings.model_dir,
                 runtime=self.settings.runtime,
                 threads=self.settings.threads,
                 manifest_sha256=self.settings.model_sha256,
             )
-            info = self.predictor.info
-            log.info("model %s v%s loaded (%s)", info.name, info.version, self.predictor.runtime)
-            if self.settle:
+            if self.settle:  # before readiness: the collection holds the GIL for ~60 ms
                 settle_heap()
+            self.predictor = predictor
+            info = predictor.info
+            log.info("model %s v%s loaded (%s)", info.name, info.version, predictor.runtime)
         except MlshipError as exc:
             self.failed(str(exc))
         except Exception as exc:  # a broken artifact must not kill the liveness endpoint

@@ -48,11 +48,12 @@ def decode(
     if kind in tabular.JSON_LINES_TYPES:
         return tabular.json_lines(body, predictor, extra, on_ignored)
     if not tabular.is_json(kind):
-        accepted = "application/json, text/csv, application/jsonlines"
+        accepted = ["application/json", "text/csv", "application/jsonlines"]
         if arrow.available():
-            accepted += f" or {arrow.MEDIA_TYPE}"
+            accepted.append(arrow.MEDIA_TYPE)
+        listed = ", ".join(accepted[:-1]) + f" or {accepted[-1]}"
         raise InputError.single(
-            Code.unsupported_media_type, f"unsupported content type {kind!r}; send {accepted}"
+            Code.unsupported_media_type, f"unsupported content type {kind!r}; send {listed}"
         )
     return document(tabular.load_json(body), predictor, extra, on_ignored)
 
@@ -93,6 +94,11 @@ def _object_problem(data: dict[Any, Any], keys: list[str], predictor: Predictor)
         return f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; got {keys}"
     features = {c.name for c in predictor.columns}
     if any(k in features for k in data):
+        if all(isinstance(v, list) for v in data.values()):  # pandas' to_dict("list")
+            return (
+                "body is one list per column; send it as MLflow's columnar form, "
+                '{"inputs": {"column": [...], ...}}'
+            )
         return (
             "body is a single record; send a JSON array of records, e.g. [{...}], "
             'or {"instances": [{...}]}'

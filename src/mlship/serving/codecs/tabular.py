@@ -46,11 +46,17 @@ def load_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        try:  # orjson names no byte for bad UTF-8 ("surrogates not allowed ... char 0")
-            body.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            raise malformed(f"malformed JSON: not UTF-8 text (byte {bad.start})") from None
-        raise malformed(f"malformed JSON: {exc}") from None
+        raise malformed(f"malformed JSON: {json_problem(body, exc)}") from None
+
+
+def json_problem(text: bytes, exc: orjson.JSONDecodeError) -> str:
+    """orjson's complaint, or where the text stops being UTF-8: for that orjson names no
+    byte ("surrogates not allowed ... char 0"). The offset is into the body as decompressed."""
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8 text (byte {bad.start})"
+    return str(exc)
 
 
 OnIgnored = Callable[[list[str]], None] | None
@@ -199,7 +205,7 @@ def json_lines(
         try:
             data.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            raise malformed(f"JSON line {i}: {exc}") from None
+            raise malformed(f"JSON line {i}: {json_problem(line, exc)}") from None
     return rows(data, predictor, extra, on_ignored)
 
 
