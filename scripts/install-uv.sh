@@ -10,7 +10,7 @@ if command -v uv >/dev/null 2>&1; then
     exit 0
 fi
 if "$HOME/.local/bin/uv" --version >/dev/null 2>&1; then
-    echo "uv is at $HOME/.local/bin/uv; put it on PATH: export PATH=\"\$HOME/.local/bin:\$PATH\"" >&2
+    echo "uv is at $HOME/.local/bin/uv; put it on PATH: export PATH=\"\$PATH:\$HOME/.local/bin\"" >&2
     exit 0
 fi
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -100,6 +100,8 @@ def test_one_list_per_column_is_told_of_the_columnar_form() -> None:
     got, error = status(columnar)
     assert got == 400 and '{"inputs": {' in error.message and "single record" not in error.message
     assert decode({"inputs": columnar}) == decode(RECORDS)  # and the advice works
+    by_index = {name: dict(enumerate(values)) for name, values in columnar.items()}  # to_dict()
+    assert '{"inputs": {' in status(by_index)[1].message
 
 
 def test_bad_utf8_is_named_by_byte_in_json_and_json_lines() -> None:

@@ -347,43 +347,54 @@ def test_large_bodies_go_to_the_thread_pool_until_known_to_be_quick(
 ) -> None:
     """Small bodies are scored on the event loop's thread. A large one goes to the thread pool
     until this model's large bodies are known to take less than the budget; a model that is
-    slow on them keeps them off the loop. What counts is the scoring thread's own CPU time: a
-    body that waited (for the core, behind other requests' threads) without working is as
-    quick as one that did not wait, or wall time in a busy pool would keep every body there."""
+    slow on them keeps them off the loop. In the pool what counts is the thread's CPU time: a
+    body that waited there (for the core, behind other pool threads) without working is as
+    quick as one that did not, or a busy pool would keep every body. On the loop it is the wall
+    clock: however it came about, that is how long the loop was held."""
     threads: list[int] = []
-    cost = {"busy": 0.0, "waiting": 0.0}
+    loop_thread: list[int] = []
+    cost = {"busy": 0.0, "waiting in the pool": 0.0, "waiting on the loop": 0.0}
     original = Service.score_body
 
     def spy(self: Service, *args: Any) -> Any:
         threads.append(threading.get_ident())
-        time.sleep(cost["waiting"])
-        end = time.thread_time() + cost["busy"]
-        while time.thread_time() < end:
-            pass
+        if len(args[2]) > inline.ALWAYS_INLINE_BYTES:  # the body: only large ones are learnt
+            on_loop = threads[-1] == loop_thread[-1]
+            time.sleep(cost["waiting on the loop" if on_loop else "waiting in the pool"])
+            end = time.thread_time() + cost["busy"]
+            while time.thread_time() < end:
+                pass
         return original(self, *args)
 
     monkeypatch.setattr(Service, "score_body", spy)
-    loop_thread: list[int] = []
 
     async def on_loop() -> None:
         loop_thread.append(threading.get_ident())
 
-    budget = 0.1  # CPU seconds: far above what 100 rows take
+    budget = 0.1  # seconds: far above what 100 rows take
     monkeypatch.setattr(inline, "BUDGET_SECONDS", budget)
     many = (rows * 20)[:100]
     large = json.dumps(many).encode() + b" " * 70_000
     headers = {"Content-Type": "application/json"}
-    quick = [True, False, True, True]  # small, then large: pool (unknown), then known quick
-    for case, expected in [
-        ("quick", quick), ("waiting", quick), ("busy", [True, False, False, False])
-    ]:  # fmt: skip
-        cost.update(busy=0.0, waiting=0.0)
-        if case != "quick":
-            cost[case] = 2 * budget
+    quick = [True, False, True, True, True]  # small; large: pool (unknown), then known quick
+    pool_only = [True, False, False, False, False]
+    for case, seconds, threads_each, expected in [
+        ("quick", 0.0, 1, quick),
+        ("waiting in the pool", 2 * budget, 1, quick),
+        ("busy", 2 * budget, 1, pool_only),
+        # smoothed: 4x the budget twice on the loop brings the estimate over it
+        ("waiting on the loop", 4 * budget, 1, [True, False, True, True, False]),
+        # with more threads than the caller's, its CPU time would miss theirs: the wall clock
+        ("waiting in the pool", 2 * budget, 2, pool_only),
+    ]:
+        cost.update(dict.fromkeys(cost, 0.0))
+        if seconds:
+            cost[case] = seconds
         threads.clear()
-        with make_client(trained_oj / "model", max_rows=100, max_body_bytes=200_000) as fresh:
+        options = {"max_rows": 100, "max_body_bytes": 200_000, "threads": threads_each}
+        with make_client(trained_oj / "model", **options) as fresh:
             fresh.portal.call(on_loop)  # type: ignore[union-attr]
             check_scores(fresh.post("/score", json=rows), 5)
-            for _ in range(3):
+            for _ in range(4):
                 check_scores(fresh.post("/score", content=large, headers=headers), 100)
-        assert [t == loop_thread[-1] for t in threads] == expected, case
+        assert [t == loop_thread[-1] for t in threads] == expected, (case, threads_each)

@@ -8,10 +8,13 @@ timed of the same kind (protocol and content type: CSV costs more a byte than JS
 it will take at most ``BUDGET_SECONDS``. The rest, and every compressed body (whose size says
 nothing), goes to the pool.
 
-The estimate is the scoring thread's CPU seconds per body byte (``time.thread_time``, not the
-wall clock: with eight bodies in the pool on one core, each one's wall time counts the other
-seven's work, so a quick model looked slow and stayed in the pool; the forest's 1,000-row
-bodies lost up to 11% so in an alternated A/B, docs/benchmarks.md). It is smoothed over
+The estimate is seconds per body byte. A body scored on the loop is timed by the wall clock:
+that is how long it held the loop. One in the pool is timed by its thread's CPU time
+(``time.thread_time``): with eight bodies in the pool on one core, each one's wall time counts
+the other seven's work, so a quick model looked slow and stayed in the pool (the forest's
+1,000-row bodies gained a median 1.5%, at most 11%, once this was fixed; docs/benchmarks.md).
+With ``--threads`` above 1 the pool uses the wall clock too, since the thread's CPU time would
+leave out the other threads' share of the work. The estimate is smoothed over
 successful bodies, and raised at once (never lowered) by a failed one, which can cost more than
 a good body (a bad cell in every row takes the per-cell path) and would otherwise teach
 nothing. A linear model's or hist gradient boosting's 1,000 rows (a few to ~11 milliseconds)

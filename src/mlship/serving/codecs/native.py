@@ -94,10 +94,11 @@ def _object_problem(data: dict[Any, Any], keys: list[str], predictor: Predictor)
         return f"a JSON object body needs exactly one of {', '.join(JSON_KEYS)}; got {keys}"
     features = {c.name for c in predictor.columns}
     if any(k in features for k in data):
-        if all(isinstance(v, list) for v in data.values()):  # pandas' to_dict("list")
+        if all(isinstance(v, list | dict) for v in data.values()):  # pandas' to_dict()
             return (
-                "body is one list per column; send it as MLflow's columnar form, "
-                '{"inputs": {"column": [...], ...}}'
+                "body is one list or object per column; send lists as MLflow's columnar form, "
+                '{"inputs": {"column": [...], ...}}, or an array of records '
+                '(pandas: to_dict("list") or to_dict("records"))'
             )
         return (
             "body is a single record; send a JSON array of records, e.g. [{...}], "

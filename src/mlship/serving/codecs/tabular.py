@@ -51,7 +51,8 @@ def load_json(body: bytes) -> Any:
 
 def json_problem(text: bytes, exc: orjson.JSONDecodeError) -> str:
     """orjson's complaint, or where the text stops being UTF-8: for that orjson names no
-    byte ("surrogates not allowed ... char 0"). The offset is into the body as decompressed."""
+    byte ("surrogates not allowed ... char 0"). The offset is into ``text``: the decompressed
+    body, or for JSON Lines the line."""
     try:
         text.decode("utf-8")
     except UnicodeDecodeError as bad:
