@@ -12,7 +12,7 @@ The estimate is seconds per body byte. A body scored on the loop is timed by the
 that is how long it held the loop. One in the pool is timed by its thread's CPU time
 (``time.thread_time``): with eight bodies in the pool on one core, each one's wall time counts
 the other seven's work, so a quick model looked slow and stayed in the pool (the forest's
-1,000-row bodies gained a median 1.5%, at most 11%, once this was fixed; docs/benchmarks.md).
+1,000-row bodies gained a median 1-1.5%, at most 11%, in two A/Bs; docs/benchmarks.md).
 With ``--threads`` above 1 the pool uses the wall clock too, since the thread's CPU time would
 leave out the other threads' share of the work. The estimate is smoothed over
 successful bodies, and raised at once (never lowered) by a failed one, which can cost more than
