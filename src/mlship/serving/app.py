@@ -130,13 +130,9 @@ class Service:
         encoding: str,
         on_loop: bool = False,
     ) -> tuple[Prediction, Any, Columns]:
-        """``score_body``, its time per body byte learnt for ``kind`` (uncompressed bodies).
-
-        On the loop, the wall clock: how long the loop was held, whatever held it. In the pool,
-        the thread's CPU time, since its wall time also counts the other pool threads' work;
-        but not when scoring runs on more threads than this one (``--threads``), whose work
-        its CPU time would leave out.
-        """
+        """``score_body``, its time per body byte learnt for ``kind`` (uncompressed bodies):
+        on the loop by the wall clock (how long the loop was held), in the pool by the thread's
+        CPU time (its wall time counts other pool threads' work) unless ``--threads`` > 1."""
         clock = time.perf_counter if on_loop or self.settings.threads > 1 else time.thread_time
         start, ok = clock(), False
         try:
