@@ -7,6 +7,7 @@ a cycle hidden behind a function-level import is still a cycle.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,19 +52,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def absolute_imports(path: Path) -> Iterator[tuple[str, list[str] | None]]:
+    """Each absolute import in a file: ``import a.b`` as ("a.b", None), ``from a import b, c``
+    as ("a", ["b", "c"])."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, None) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, [alias.name for alias in node.names]
+
+
 def imports_of(path: Path) -> set[str]:
     """Every ``mlship...`` module a file imports, resolved to module names."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "mlship"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] != "mlship":
-                continue
-            for alias in node.names:  # `from mlship.x import y` may name a module y
-                candidate = f"{node.module}.{alias.name}"
-                found.add(candidate if module_file(candidate) else node.module)
+    for module, names in absolute_imports(path):
+        if module.split(".")[0] != "mlship":
+            continue
+        for name in names or [None]:  # `from mlship.x import y` may name a module y
+            candidate = f"{module}.{name}" if name else module
+            found.add(candidate if module_file(candidate) else module)
     return found
 
 
@@ -107,22 +114,13 @@ def test_nothing_outside_cli_imports_cli() -> None:
     assert offenders == []
 
 
-def third_party_imports(path: Path, package: str) -> int:
-    """How many ``import package`` / ``from package... import`` statements a file holds."""
-    count = 0
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            count += sum(a.name.split(".")[0] == package for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            count += node.module.split(".")[0] == package
-    return count
-
-
 def test_onnxruntime_is_imported_in_one_place() -> None:
     """``scoring.backends.onnxruntime()`` turns its telemetry off before the first import; any
     other import could come first and leave it on."""
     importers = {
-        module_name(p): n for p in SRC.rglob("*.py") if (n := third_party_imports(p, "onnxruntime"))
+        module_name(p): n
+        for p in SRC.rglob("*.py")
+        if (n := sum(m.split(".")[0] == "onnxruntime" for m, _ in absolute_imports(p)))
     }
     assert importers == {"mlship.scoring.backends": 1}
 
