@@ -12,6 +12,9 @@ example, requirements) plus mlship's own files::
     metrics.json, config.yaml       holdout metrics and the resolved training config
     extra_files/model.onnx          the compiled twin (when it converts)
     extra_files/onnx_parity.json    its parity report; the twin is used only if it passed
+    extra_files/trees.so            a tree model's trees compiled to native code (``model.trees``,
+    extra_files/trees_input.onnx    when the algorithm compiles): the library, the twin cut at
+    extra_files/trees.json          the trees' input, and the library's parity and platform
     extra_files/profile.json        the reference profile (``model.profile``): training data's
                                     bins and the holdout's predictions, for ``mlship monitor``;
                                     absent from dirs written before it (still loadable)
@@ -40,6 +43,9 @@ CONFIG = "config.yaml"
 ONNX = "extra_files/model.onnx"
 PARITY = "extra_files/onnx_parity.json"
 PROFILE = "extra_files/profile.json"
+TREES_LIB = "extra_files/trees.so"
+TREES_INPUT = "extra_files/trees_input.onnx"
+TREES_REPORT = "extra_files/trees.json"
 # The integrity manifest (``model.manifest``), written last at export, verified at every load.
 MANIFEST = "manifest.json"
 

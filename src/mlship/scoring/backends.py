@@ -3,11 +3,13 @@
 ``SklearnBackend`` runs the fitted pipeline (every model); ``OnnxBackend`` runs the compiled
 twin in onnxruntime (~15 us a row instead of ~2 ms) when its parity report passed. Tree
 ensembles compile to float64 ``TreeEnsemble`` graphs (docs/runtimes.md), which need nothing
-beyond onnxruntime to serve.
+beyond onnxruntime to serve; a model that also carries compiled trees (``model.trees``) scores
+its trees with them (``compiled.CompiledTreesBackend``) where they were built for this machine.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,12 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mlship.errors import ModelError
-from mlship.model import layout
+from mlship.model import layout, trees
 from mlship.model.saved import Runtime, SavedModel
 from mlship.scoring.columns import Columns
+from mlship.scoring.compiled import CompiledTreesBackend
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -103,6 +108,10 @@ class OnnxBackend:
         feeds |= {c: columns[c].reshape(-1, 1) for c in self.categorical}
         return feeds
 
+    def first(self, columns: Columns) -> np.ndarray:
+        """The graph's first output as computed (the trees' matrix, for a cut twin)."""
+        return np.asarray(self.session.run([self._value], self._feeds(columns))[0])
+
     def probabilities(self, columns: Columns) -> np.ndarray:
         out = self.session.run([self._proba], self._feeds(columns))[0]
         return np.asarray(out, dtype=np.float64)
@@ -112,14 +121,42 @@ class OnnxBackend:
         return np.asarray(out, dtype=np.float64).ravel()
 
 
-def load_backend(saved: SavedModel, runtime: Runtime, threads: int) -> Backend:
-    """The backend ``runtime`` resolves to for ``saved`` (``auto``: ONNX when ready)."""
+def _compiled_trees(saved: SavedModel, twin: OnnxBackend, threads: int) -> Backend | None:
+    """The compiled trees in front of ``twin`` when they passed parity and run here, else None.
+
+    They walk every row on one thread; with ``threads`` above 1 onnxruntime's ensemble, which
+    splits the rows over its threads, is the faster of the two.
+    """
+    report = trees.read_trees(saved.root)
+    if report is None or not report.passed or threads != 1:
+        return None
+    why = trees.mismatch(report.platform)
+    if why is None:
+        front = OnnxBackend(saved.root / layout.TREES_INPUT, twin.numeric, twin.categorical, 1)
+        try:
+            return CompiledTreesBackend(saved.root / layout.TREES_LIB, report, front, twin)
+        except ModelError as exc:
+            why = str(exc)
+    log.warning("compiled trees not used (%s): scoring with onnxruntime", why)
+    return None
+
+
+def load_backend(
+    saved: SavedModel, runtime: Runtime, threads: int, compiled_trees: bool = True
+) -> Backend:
+    """The backend ``runtime`` resolves to for ``saved`` (``auto``: ONNX when ready).
+
+    ``compiled_trees`` lets the ONNX runtime score a tree model's trees with their compiled
+    library when it was built for this machine (``_compiled_trees``).
+    """
     chosen = saved.serving_runtime(runtime)
     if chosen == "onnx":
         numeric = [c.name for c in saved.columns if c.kind == "numeric"]
         categorical = [c.name for c in saved.columns if c.kind == "categorical"]
         try:
-            return OnnxBackend(saved.root / layout.ONNX, numeric, categorical, threads)
+            twin = OnnxBackend(saved.root / layout.ONNX, numeric, categorical, threads)
+            fast = _compiled_trees(saved, twin, threads) if compiled_trees else None
+            return fast or twin
         except ImportError:
             if runtime == "onnx":
                 raise ModelError("runtime onnx: onnxruntime is not installed") from None

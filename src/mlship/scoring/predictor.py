@@ -88,14 +88,16 @@ class Predictor:
         runtime: str = "auto",
         threads: int = 1,
         manifest_sha256: str | None = None,
+        compiled_trees: bool = True,
     ) -> Predictor:
         """Load a saved model dir; ``runtime`` auto uses the ONNX twin when it passed parity.
 
-        ``manifest_sha256`` pins the dir to the digest the registry recorded for it.
+        ``manifest_sha256`` pins the dir to the digest the registry recorded for it;
+        ``compiled_trees`` False keeps a tree model's trees in onnxruntime.
         """
         chosen = check_runtime(runtime)
         saved = SavedModel.open(model_dir, manifest_sha256=manifest_sha256)
-        backend = load_backend(saved, chosen, threads)
+        backend = load_backend(saved, chosen, threads, compiled_trees)
         info = saved.info
         if info.task == "classification" and not info.classes:
             if not isinstance(backend, SklearnBackend):

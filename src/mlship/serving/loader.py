@@ -67,6 +67,7 @@ class ModelHolder:
                 runtime=self.settings.runtime,
                 threads=self.settings.threads,
                 manifest_sha256=self.settings.model_sha256,
+                compiled_trees=self.settings.compiled_trees,
             )
             if self.settle:  # before readiness: the collection holds the GIL for ~60 ms
                 settle_heap()

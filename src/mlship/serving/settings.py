@@ -43,6 +43,10 @@ class ServeSettings(BaseSettings):
     runtime: Literal["auto", "onnx", "sklearn"] = Field(
         default="auto", description="auto: ONNX when its parity check passed, else sklearn."
     )
+    compiled_trees: bool = Field(
+        default=True,
+        description="With onnx: a tree model's compiled trees where built for this machine.",
+    )
     max_rows: int = Field(default=10_000, ge=1, description="Most rows in one request.")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Largest body.")
     extra_columns: Literal["reject", "ignore"] = Field(
