@@ -25,6 +25,7 @@ from mlship.scoring.predictor import Predictor
 from mlship.storage import owned_prefix
 from mlship.training import job, splits
 from mlship.training.compile import compile_onnx
+from mlship.training.compile_trees import compile_trees
 from mlship.training.cv import fold_metrics, summarise
 from mlship.training.evaluate import holdout_metrics
 from mlship.training.output import Progress
@@ -90,6 +91,7 @@ def latency(
 
     d, parts = data.dataset, data.parts
     compile_onnx(model, d.numeric, d.categorical, settings.task, parts.x_test, work / "onnx")
+    compile_trees(model, d.numeric, d.categorical, settings.task, parts.x_test, work / "onnx")
     metadata, _, _ = job.run_record(settings, data, None, None)
     classifier = settings.task is Task.classification
     signature = model_signature(list(parts.x_train.columns), d.classes, classifier)

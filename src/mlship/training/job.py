@@ -34,6 +34,7 @@ from mlship.scoring.results import positive_index
 from mlship.storage import owned_prefix
 from mlship.training import data as data_mod
 from mlship.training.compile import compile_onnx
+from mlship.training.compile_trees import compile_trees
 from mlship.training.evaluate import Holdout, cross_validate, holdout_metrics, plot_all
 from mlship.training.explain_report import log_explanations
 from mlship.training.output import TAG_LIMIT, WORK_STEM, Progress, export, prepare_output
@@ -208,6 +209,10 @@ def track(
             Path(work) / "onnx", threshold=decide,
         )  # fmt: skip
         progress(f"ONNX parity: {'passed' if parity.passed else 'failed'} ({parity.reason})")
+        compile_trees(
+            model, dataset.numeric, dataset.categorical, settings.task, parts.x_test,
+            Path(work) / "onnx", threshold=decide, say=progress,
+        )  # fmt: skip
         tags = tags | {
             "onnx.parity": "passed" if parity.passed else "failed",
             "onnx.reason": parity.reason[:TAG_LIMIT],
