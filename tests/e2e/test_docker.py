@@ -18,8 +18,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import OJ_CSV, ROOT
-from tests.e2e.images import BASE_IMAGE, Container, docker, require_docker
+from mlship.scoring.predictor import Predictor
+from tests.conftest import OJ_CSV, ROOT, run_cli, train_args
+from tests.e2e.images import BASE_IMAGE, Container, build_image, docker, require_docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -152,6 +153,36 @@ def test_onnx_image_scores_like_the_sklearn_image(
         assert abs(a["MM"] - b["MM"]) <= 1e-5
     sizes = {t: int(docker("image", "inspect", "--format", "{{.Size}}", t).stdout) for t in replies}
     assert sizes[onnx_image] < sizes[image]
+
+
+def test_a_boosted_trees_image_serves_its_compiled_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The library built at training runs in the ONNX image (Debian 12's glibc, like this
+    # machine's) and answers as the twin does here; 200 rows, so the library, not the twin,
+    # scores them (compiled.SMALL_BATCH).
+    records = pd.read_csv(OJ_CSV).drop(columns=["Purchase", "STORE"]).head(200).to_dict("records")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    small = ["model.name=hist_gradient_boosting", "model.params.hist_gradient_boosting.max_iter=40"]
+    trained = run_cli(*train_args(tmp_path, *small))
+    assert trained.exit_code == 0 and "compiled trees: passed" in trained.output, trained.output
+    twin = Predictor.load(tmp_path / "model", compiled_trees=False).predict_frame(
+        pd.DataFrame(records)
+    )
+    tag = build_image(tmp_path / "model", "onnx")
+    box = Container(tag, 8888)
+    try:
+        box.wait()
+        assert httpx.get(box.url + "/metadata", timeout=5).json()["runtime"] == "compiled-trees"
+        reply = httpx.post(box.url + "/score", json=records, timeout=10).json()
+        assert reply["predictions"] == twin.predictions
+        assert twin.probabilities is not None
+        for got, want in zip(reply["probabilities"], twin.probabilities[:, 1], strict=True):
+            assert abs(got["MM"] - want) <= 1e-12
+    finally:
+        box.stop()
+        docker("rmi", "-f", tag, check=False)
 
 
 def test_training_image_trains_the_default_model() -> None:
