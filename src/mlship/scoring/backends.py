@@ -127,16 +127,18 @@ def _compiled_trees(saved: SavedModel, twin: OnnxBackend, threads: int) -> Backe
     They walk every row on one thread; with ``threads`` above 1 onnxruntime's ensemble, which
     splits the rows over its threads, is the faster of the two.
     """
-    report = trees.read_trees(saved.root)
-    if report is None or not report.passed or threads != 1:
+    if threads != 1 or not saved.info.manifest_sha256:  # native code only from a verified dir
         return None
-    why = trees.mismatch(report.platform)
-    if why is None:
-        front = OnnxBackend(saved.root / layout.TREES_INPUT, twin.numeric, twin.categorical, 1)
-        try:
+    try:
+        report = trees.read_trees(saved.root)
+        if report is None or not report.passed:
+            return None
+        why = trees.mismatch(report.platform)
+        if why is None:
+            front = OnnxBackend(saved.root / layout.TREES_INPUT, twin.numeric, twin.categorical, 1)
             return CompiledTreesBackend(saved.root / layout.TREES_LIB, report, front, twin)
-        except ModelError as exc:
-            why = str(exc)
+    except Exception as exc:  # an optional speed-up: any failure keeps the twin
+        why = f"{type(exc).__name__}: {exc}"
     log.warning("compiled trees not used (%s): scoring with onnxruntime", why)
     return None
 

@@ -11,9 +11,10 @@ scores a present number with that pattern as a neighbour of the same rank among 
 (all the trees compare), and counts any it cannot; a batch with one is scored by the full twin
 instead, so no row is ever scored on the wrong branch.
 
-A batch under ``SMALL_BATCH`` rows goes to the twin: its one onnxruntime call costs less than
-the front's call plus the library's. For OJ's boosted trees on one thread: 56 against 92 us
-for one row, even near 48 rows, the library 1.3x faster from 1,000 (docs/runtimes.md).
+A batch under the report's ``small_batch`` rows goes to the twin: its one onnxruntime call
+costs less than the front's call plus the library's. For OJ's boosted trees on one thread: 56
+against 92 us for one row, even near 48 rows, the library 1.3x faster from 1,000; for its
+forest the library is ahead from 2 rows (docs/runtimes.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mlship.errors import ModelError
 from mlship.model.trees import TreesReport
 from mlship.scoring.columns import Columns
 
-SMALL_BATCH = 48
+SMALL_BATCH = 48  # hist gradient boosting's; training writes each model's in its report
 
 
 class Twin(Protocol):
@@ -44,36 +45,38 @@ class Twin(Protocol):
 class CompiledTreesBackend:
     """The twin's front, then the compiled trees; the full twin for a small or ambiguous batch.
 
-    ``small`` is the row count from which the library is used (0: always, as the training
-    check does, which must see the library alone).
+    ``small`` is the row count from which the library is used (default: the report's; 0:
+    always, as the training check does, which must see the library alone).
     """
 
     name = "compiled-trees"
 
     def __init__(
-        self, library: Path, report: TreesReport, front: Twin, twin: Twin, small: int = SMALL_BATCH
+        self, library: Path, report: TreesReport, front: Twin, twin: Twin, small: int | None = None
     ) -> None:
         try:
             lib = ctypes.CDLL(str(library))
             self._predict = lib.mlship_predict
+            lib.get_num_feature.restype = ctypes.c_int32
+            features = lib.get_num_feature()
         except (OSError, AttributeError) as exc:
             raise ModelError(f"{library}: cannot load the compiled trees ({exc})") from None
         self._predict.restype = ctypes.c_int64
         self._predict.argtypes = [
             ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32,
         ]  # fmt: skip
-        lib.get_num_feature.restype = ctypes.c_int32
-        if lib.get_num_feature() != report.features or report.width < 1:
+        if features != report.features or report.width < 1:
             raise ModelError(
-                f"{library}: reads {lib.get_num_feature()} features, its report says "
-                f"{report.features}"
+                f"{library}: reads {features} features, its report says {report.features}"
             )
         self.width = report.width
-        self.front, self.twin, self.small = front, twin, small
+        self.front, self.twin = front, twin
+        self.small = report.small_batch if small is None else small
         self._library = lib  # the handle keeps the library mapped
 
     def scores(self, columns: Columns) -> np.ndarray | None:
-        """The library's output for these rows, or None when a number is ambiguous to it."""
+        """The library's output for these rows, or None when a number is ambiguous to it (or
+        NaN, for a forest's library; or the matrix is not the shape it reads)."""
         matrix = np.ascontiguousarray(self.front.first(columns), dtype=np.float64)
         rows, features = matrix.shape
         out = np.empty((rows, self.width), dtype=np.float64)

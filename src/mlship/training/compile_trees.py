@@ -1,11 +1,11 @@
 """Compile a tree model's ensemble to native code and prove it scores like scikit-learn.
 
-Chosen by measurement (docs/benchmarks.md, "Compiled trees"): for hist gradient boosting,
-TL2cgen's C walked 1,000 OJ rows 1.8x faster than onnxruntime's ``TreeEnsemble``; for the
-random forest only 1.2x, for half a minute of compilation and a library seven times the size,
-so forests (and the other libraries' trees) stay with the twin.
+Chosen by measurement (docs/runtimes.md, "Compiled trees"): on 1,000 OJ rows the twin's front
+plus TL2cgen's quantized C took half the time of the twin for the random forest and 0.5-0.75
+of it for hist gradient boosting. LightGBM's and XGBoost's trees stay with the twin.
 
-Treelite reads the fitted estimator, TL2cgen writes it as C with double thresholds, and the
+Treelite reads the fitted estimator (a forest: from ``forest_treelite``, the twin's own
+reading of it, with NaN left to the twin), TL2cgen writes it as C with double thresholds, and the
 machine's C compiler (``$CC``, else ``gcc``, else ``cc``) builds that with ``mlship_predict``
 (``_ENTRY``) into ``trees.so``. The twin cut at the ensemble's input becomes
 ``trees_input.onnx``, so the columns reach the trees through the preprocessing the twin's parity
@@ -34,6 +34,7 @@ import pandas as pd
 
 from mlship.config import Task
 from mlship.model import layout, trees
+from mlship.model.parity import ParityReport, read_report
 from mlship.model.trees import TreesReport
 from mlship.scoring.results import label_indices
 from mlship.training.compile import (
@@ -42,18 +43,28 @@ from mlship.training.compile import (
     compare_probabilities,
     compare_values,
 )
+from mlship.training.forest_onnx import read_forest
+from mlship.training.forest_treelite import treelite_model
 
-COMPILED = frozenset({"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"})
-COMPILE_TIMEOUT = 900  # seconds; OJ's boosted trees build in ~2-9 s on 2 cores
-_FLAGS = ["-O3", "-std=c99", "-fPIC", "-shared"]
+FORESTS = frozenset({"RandomForestClassifier", "RandomForestRegressor"})
+COMPILED = FORESTS | {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
+FOREST_SMALL_BATCH = 2  # OJ's forest: the library 1.2x faster than the twin at 2 rows, 2.3x at 8
+COMPILE_TIMEOUT = 900  # seconds; OJ's boosted trees build in ~2-9 s on 2 cores, its forest ~15
+# -O1: a 300-tree forest's C built in 22 s, not 48 (-O2/-O3), and ran faster (docs/runtimes.md)
+_FLAGS = ["-O1", "-std=c99", "-fPIC", "-shared"]
 # Rows are row-major float64, NaN missing. TL2cgen's ``predict`` adds into ``result``, reads
 # "missing" as the low 32 bits of a double being all ones, and (``quantize``) compares every
 # present number with the thresholds only through its rank among them. So a present number
 # with that bit pattern (0.5's float64 predecessor is one) is replaced by a neighbour of the
 # same rank, which the trees cannot tell from it; one without such a neighbour is counted,
-# and a caller that gets a count above 0 must not trust the batch.
+# and a caller that gets a count above 0 must not trust the batch. A forest's library is built
+# with MLSHIP_NAN_TO_TWIN (its trees send NaN left: forest_treelite), so NaN is such a number;
+# a matrix or output of another shape than the library's is refused the same way.
 _ENTRY = r"""
 #include "header.h"
+#ifndef MLSHIP_NAN_TO_TWIN
+#define MLSHIP_NAN_TO_TWIN 0
+#endif
 
 static int same_rank_neighbour(union Entry* cell, double value, int32_t feature) {
   const int rank = quantize(value, (unsigned)feature);
@@ -66,12 +77,14 @@ static int same_rank_neighbour(union Entry* cell, double value, int32_t feature)
 }
 
 int64_t mlship_predict(const double* x, int64_t rows, int32_t cols, double* out, int32_t width) {
+  if (cols != get_num_feature() || width != N_TARGET * MAX_N_CLASS) return -1;
   union Entry row[cols > 0 ? cols : 1];
   int64_t ambiguous = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const double* values = x + i * cols;
     for (int32_t j = 0; j < cols; ++j) {
       if (isnan(values[j])) {
+        if (MLSHIP_NAN_TO_TWIN) return 1;
         row[j].missing = -1;
       } else {
         row[j].fvalue = values[j];
@@ -85,8 +98,9 @@ int64_t mlship_predict(const double* x, int64_t rows, int32_t cols, double* out,
   return ambiguous;
 }
 """
-LIB_NAME, INPUT_NAME, REPORT_NAME = (
-    Path(name).name for name in (layout.TREES_LIB, layout.TREES_INPUT, layout.TREES_REPORT)
+LIB_NAME, INPUT_NAME, REPORT_NAME, PARITY_NAME = (
+    Path(name).name
+    for name in (layout.TREES_LIB, layout.TREES_INPUT, layout.TREES_REPORT, layout.PARITY)
 )
 
 
@@ -103,9 +117,9 @@ def compile_trees(  # noqa: PLR0913 - the labelling rule and progress ride along
 ) -> TreesReport | None:
     """Write the compiled trees beside ``out_dir/model.onnx``; None for an algorithm we leave
     to the twin. ``threshold`` labels a binary model as the twin's parity did."""
-    estimator = model[-1]
-    if type(estimator).__name__ not in COMPILED or not (out_dir / "model.onnx").is_file():
-        return None
+    twin = read_report(ParityReport, out_dir / PARITY_NAME, "a parity report")
+    if type(model[-1]).__name__ not in COMPILED or twin is None or not twin.passed:
+        return None  # the front is the twin's: without its parity there is nothing to build on
     say("compiling the trees to C (TL2cgen) and checking their parity on the holdout")
     try:
         report = _compile(model, (numeric, categorical), task, check_rows, out_dir, threshold)
@@ -132,13 +146,24 @@ def _compile(
 ) -> TreesReport:
     import treelite
 
+    from mlship.scoring.backends import OnnxBackend
+
     compiler = _compiler()
     _cut_twin(out_dir / "model.onnx", out_dir / INPUT_NAME)
+    matrix = OnnxBackend(out_dir / INPUT_NAME, *roles, 1).first(_columns(rows, *roles))
+    forest = type(model[-1]).__name__ in FORESTS
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlship-trees-") as scratch:
         source = Path(scratch)
-        _generate(treelite.sklearn.import_model(model[-1]), source)  # type: ignore[no-untyped-call]
-        command = [compiler, *_FLAGS, "-o", str(source / LIB_NAME), *_sources(source), "-lm"]
+        if forest:  # the twin's own reading (forest_treelite), branch hints from the holdout
+            read = treelite_model(read_forest(model[-1]), matrix.shape[1])
+            _generate(read, source, hints=matrix)
+        else:
+            _generate(treelite.sklearn.import_model(model[-1]), source)  # type: ignore[no-untyped-call]
+        defines = ["-DMLSHIP_NAN_TO_TWIN=1"] if forest else []
+        command = [
+            compiler, *_FLAGS, *defines, "-o", str(source / LIB_NAME), *_sources(source), "-lm",
+        ]  # fmt: skip
         built = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
         if built.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {built.stderr.strip()[:300]}")
@@ -150,6 +175,11 @@ def _compile(
         "tl2cgen": version("tl2cgen"),
         "compile_seconds": round(time.perf_counter() - start, 3),
     }
+    if forest:  # a row with NaN in its matrix is the twin's: check the library on the others
+        rows = rows[~np.isnan(matrix).any(axis=1)]
+        if rows.empty:
+            raise RuntimeError("no holdout row without a missing value to check the trees on")
+        facts["small_batch"] = FOREST_SMALL_BATCH
     return _check(model, roles, task, rows, out_dir, threshold, facts)
 
 
@@ -214,12 +244,18 @@ def _cut_twin(twin: Path, out: Path) -> None:
     onnx.save(cut, str(out))
 
 
-def _generate(model: Any, target: Path) -> None:
-    """TL2cgen's C for ``model`` and our entry point, in ``target``."""
+def _generate(model: Any, target: Path, hints: np.ndarray | None = None) -> None:
+    """TL2cgen's C for ``model`` and our entry point, in ``target``; ``hints``: rows whose
+    counts mark each split's likelier branch (Treelite's importer records them itself)."""
     import tl2cgen
 
+    params: dict[str, Any] = {"quantize": 1}
     with contextlib.redirect_stdout(io.StringIO()):  # its "parallel compilation disabled" note
-        tl2cgen.generate_c_code(model, dirpath=str(target), params={"quantize": 1})
+        if hints is not None:
+            counts = target / "hints.json"
+            tl2cgen.annotate_branch(model, tl2cgen.DMatrix(hints), counts, nthread=1)
+            params["annotate_in"] = str(counts)
+        tl2cgen.generate_c_code(model, dirpath=str(target), params=params)
     (target / "mlship_entry.c").write_text(_ENTRY, encoding="utf-8")
 
 
