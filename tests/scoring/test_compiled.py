@@ -1,8 +1,9 @@
-"""Serving a hist gradient boosting model through its compiled trees, and the ways back.
+"""Serving tree models through their compiled trees, and the ways back.
 
-One small model is trained with ``mlship train`` (which compiles the trees and verifies them);
-the predictor must pick the library where it was built, score exactly as the twin does, and
-fall back to the twin, saying why, where the library must not or cannot be used.
+A small hist gradient boosting model and a small random forest are trained with ``mlship
+train`` (which compiles the trees and verifies them); the predictor must pick the library where
+it was built, score exactly as the twin does, and fall back to the twin, saying why, where the
+library must not or cannot be used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlship.model import trees
+from mlship.scoring import backends
 from mlship.scoring.compiled import SMALL_BATCH, CompiledTreesBackend
 from mlship.scoring.predictor import Predictor
 from mlship.serving.app import create_app
@@ -27,20 +29,24 @@ from tests.conftest import ROOT, run_cli, train_args
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("hgb")
+def _trained(work: Path, name: str, size: str) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(work)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        args = [
-            "model.name=hist_gradient_boosting",
-            "model.params.hist_gradient_boosting.max_iter=40",
-        ]
-        result = run_cli(*train_args(work, *args))
+        result = run_cli(*train_args(work, f"model.name={name}", f"model.params.{name}.{size}"))
     assert result.exit_code == 0, result.output
     assert "compiled trees: passed (ok)" in result.output
     return work / "model"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _trained(tmp_path_factory.mktemp("hgb"), "hist_gradient_boosting", "max_iter=40")
+
+
+@pytest.fixture(scope="module")
+def forest_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _trained(tmp_path_factory.mktemp("rf"), "random_forest", "n_estimators=40")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +64,59 @@ def test_the_library_scores_as_the_twin(model_dir: Path, rows: pd.DataFrame) -> 
     assert a.predictions == b.predictions
     assert a.probabilities is not None and b.probabilities is not None
     assert np.abs(a.probabilities - b.probabilities).max() <= 1e-12
+
+
+def test_a_forest_scores_as_the_twin_from_two_rows(forest_dir: Path, rows: pd.DataFrame) -> None:
+    fast = Predictor.load(forest_dir)
+    twin = Predictor.load(forest_dir, compiled_trees=False)
+    assert (fast.runtime, twin.runtime) == ("compiled-trees", "onnx")
+    backend = fast.backend
+    assert isinstance(backend, CompiledTreesBackend) and backend.small == 2
+    for n in (1, 2, len(rows)):
+        a, b = fast.predict_frame(rows.head(n)), twin.predict_frame(rows.head(n))
+        assert a.predictions == b.predictions
+        assert a.probabilities is not None and b.probabilities is not None
+        assert np.abs(a.probabilities - b.probabilities).max() <= 1e-12
+
+
+def test_a_forest_hands_a_batch_with_nan_to_the_twin(forest_dir: Path, rows: pd.DataFrame) -> None:
+    # Its library's trees send every NaN left (training.forest_treelite): the library itself
+    # refuses such a batch. The service refuses NaN in OJ's columns, so the columns are built
+    # here past validation, as a model trained with missing values would get them.
+    fast = Predictor.load(forest_dir)
+    backend = fast.backend
+    assert isinstance(backend, CompiledTreesBackend)
+    columns = fast.validate({c: rows[c].to_numpy() for c in fast.column_names}).columns
+    assert backend.scores(columns) is not None
+    holed = dict(columns)
+    holed["LoyalCH"] = columns["LoyalCH"].astype(np.float64).copy()
+    holed["LoyalCH"][7] = np.nan
+    assert backend.scores(holed) is None
+    assert np.array_equal(backend.probabilities(holed), backend.twin.probabilities(holed))
+
+
+def test_the_library_refuses_a_matrix_of_another_shape(model_dir: Path) -> None:
+    backend = Predictor.load(model_dir).backend
+    assert isinstance(backend, CompiledTreesBackend)
+    report = trees.read_trees(model_dir)
+    assert report is not None
+    wide = np.zeros((3, report.features + 1))
+    out = np.zeros((3, report.width + 1))
+    for cols, width in ((report.features + 1, report.width), (report.features, report.width + 1)):
+        assert backend._predict(wide.ctypes.data, 3, cols, out.ctypes.data, width) == -1
+    assert not out.any()  # nothing written
+
+
+def test_a_library_that_fails_to_load_keeps_the_twin_and_says_why(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: object) -> None:
+        raise OSError("undefined symbol: predict")
+
+    monkeypatch.setattr(backends, "CompiledTreesBackend", broken)
+    with caplog.at_level(logging.WARNING, logger="mlship.scoring.backends"):
+        assert Predictor.load(model_dir).runtime == "onnx"
+    assert "compiled trees not used (OSError: undefined symbol: predict)" in caplog.text
 
 
 def test_a_number_the_library_would_read_as_missing_keeps_its_branch(
