@@ -1,5 +1,10 @@
 """In-process runtimes per algorithm: scikit-learn, our float64 ONNX twin, the old float32 one.
 
+Hist gradient boosting and random forests also get their compiled trees
+(``training.compile_trees``: the twin's front, then the trees in C), the backend ``--runtime
+auto`` serves them with on this machine (batches under the report's ``small_batch`` rows go
+to the twin).
+
 Trains each OJ model (configs/base.yaml parameters), compiles it, and times the serving
 backends (``mlship.scoring.backends``) on validated columns, as the service calls them:
 1 row and 1,000 rows, ``--rounds`` rounds of ``--seconds`` each, median per call. The third
@@ -26,7 +31,9 @@ import pandas as pd
 
 from mlship.config import load_settings
 from mlship.scoring.backends import OnnxBackend, SklearnBackend
+from mlship.scoring.compiled import CompiledTreesBackend
 from mlship.training.compile import compile_onnx
+from mlship.training.compile_trees import compile_trees
 from mlship.training.data import prepare, split
 from mlship.training.pipeline import build_pipeline
 
@@ -100,6 +107,12 @@ def runtimes(fit: tuple[Any, ...], work: Path) -> tuple[dict[str, Any], dict[Any
         "sklearn": SklearnBackend(model, list(features.columns)),
         "onnx float64 (mlship)": OnnxBackend(work / "model.onnx", ds.numeric, ds.categorical, 1),
     }
+    report = compile_trees(model, ds.numeric, ds.categorical, task_of(model), features, work)
+    if report is not None and report.passed:
+        front = OnnxBackend(work / "trees_input.onnx", ds.numeric, ds.categorical, 1)
+        backends["compiled trees (mlship)"] = CompiledTreesBackend(
+            work / "trees.so", report, front, backends["onnx float64 (mlship)"]
+        )
     if old is not None:
         (work / "float32.onnx").write_bytes(old)
         backends["onnx float32 (skl2onnx)"] = OnnxBackend(
