@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from mlship.config import Task
+from mlship.errors import ModelError
 from mlship.model import layout, trees
 from mlship.model.parity import ParityReport, read_report
 from mlship.model.trees import TreesReport
@@ -117,8 +118,7 @@ def compile_trees(  # noqa: PLR0913 - the labelling rule and progress ride along
 ) -> TreesReport | None:
     """Write the compiled trees beside ``out_dir/model.onnx``; None for an algorithm we leave
     to the twin. ``threshold`` labels a binary model as the twin's parity did."""
-    twin = read_report(ParityReport, out_dir / PARITY_NAME, "a parity report")
-    if type(model[-1]).__name__ not in COMPILED or twin is None or not twin.passed:
+    if type(model[-1]).__name__ not in COMPILED or not _twin_passed(out_dir):
         return None  # the front is the twin's: without its parity there is nothing to build on
     say("compiling the trees to C (TL2cgen) and checking their parity on the holdout")
     try:
@@ -134,6 +134,14 @@ def compile_trees(  # noqa: PLR0913 - the labelling rule and progress ride along
     report.write(out_dir / REPORT_NAME)
     say(f"compiled trees: {'passed' if report.passed else 'not used'} ({report.reason})")
     return report
+
+
+def _twin_passed(out_dir: Path) -> bool:
+    try:
+        twin = read_report(ParityReport, out_dir / PARITY_NAME, "a parity report")
+    except (ModelError, OSError):
+        return False
+    return twin is not None and twin.passed
 
 
 def _compile(
@@ -157,7 +165,7 @@ def _compile(
         source = Path(scratch)
         if forest:  # the twin's own reading (forest_treelite), branch hints from the holdout
             read = treelite_model(read_forest(model[-1]), matrix.shape[1])
-            _generate(read, source, hints=matrix)
+            _generate(read, source, hints=matrix[~np.isnan(matrix).any(axis=1)])
         else:
             _generate(treelite.sklearn.import_model(model[-1]), source)  # type: ignore[no-untyped-call]
         defines = ["-DMLSHIP_NAN_TO_TWIN=1"] if forest else []
