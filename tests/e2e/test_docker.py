@@ -160,7 +160,7 @@ def test_a_boosted_trees_image_serves_its_compiled_trees(
 ) -> None:
     # The library built at training runs in the ONNX image (Debian 12's glibc, like this
     # machine's) and answers as the twin does here; 200 rows, so the library, not the twin,
-    # scores them (compiled.SMALL_BATCH).
+    # scores them (trees.SMALL_BATCH).
     records = pd.read_csv(OJ_CSV).drop(columns=["Purchase", "STORE"]).head(200).to_dict("records")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

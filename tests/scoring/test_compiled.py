@@ -19,8 +19,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlship.model import trees
+from mlship.model.trees import SMALL_BATCH
 from mlship.scoring import backends
-from mlship.scoring.compiled import SMALL_BATCH, CompiledTreesBackend
+from mlship.scoring.compiled import CompiledTreesBackend
 from mlship.scoring.predictor import Predictor
 from mlship.serving.app import create_app
 from mlship.serving.settings import ServeSettings

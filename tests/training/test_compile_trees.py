@@ -28,9 +28,13 @@ ALGORITHMS = ["hist_gradient_boosting", "random_forest"]
 
 
 def compiled(
-    data: str, missing: bool, rows_of=None, tmp_path: Path | None = None, algorithm: str = ""
+    data: str,
+    missing: bool,
+    rows_of=None,
+    tmp_path: Path | None = None,
+    algorithm: str = "hist_gradient_boosting",
 ):
-    model, ds, settings, rows = fit(data, algorithm or "hist_gradient_boosting", missing)
+    model, ds, settings, rows = fit(data, algorithm, missing)
     rows = rows_of(model, rows, ds) if rows_of else rows
     assert tmp_path is not None
     twin = compile_onnx(model, ds.numeric, ds.categorical, settings.task, rows, tmp_path)

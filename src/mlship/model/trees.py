@@ -26,6 +26,8 @@ from pathlib import Path
 from mlship.model import layout
 from mlship.model.parity import read_report, write_report
 
+SMALL_BATCH = 48  # hist gradient boosting's; training writes each model's in its report
+
 
 @dataclass(frozen=True)
 class TreesReport:
@@ -39,7 +41,7 @@ class TreesReport:
     tolerance: float | None = None
     features: int = 0  # columns of the matrix the trees read
     width: int = 0  # values the library writes per row (1 for binary and regression)
-    small_batch: int = 48  # fewer rows than this go to the twin, which is faster there
+    small_batch: int = SMALL_BATCH  # fewer rows than this go to the twin, faster there
     platform: dict[str, str] = field(default_factory=dict)
     compiler: str | None = None
     treelite: str | None = None

@@ -29,8 +29,6 @@ from mlship.errors import ModelError
 from mlship.model.trees import TreesReport
 from mlship.scoring.columns import Columns
 
-SMALL_BATCH = 48  # hist gradient boosting's; training writes each model's in its report
-
 
 class Twin(Protocol):
     """What this backend needs of an ONNX backend (``backends.OnnxBackend``)."""

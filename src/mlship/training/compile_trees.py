@@ -39,6 +39,7 @@ from mlship.model.parity import ParityReport, read_report
 from mlship.model.trees import TreesReport
 from mlship.scoring.results import label_indices
 from mlship.training.compile import (
+    PARITY_NAME,
     PROBA_TOLERANCE,
     VALUE_TOLERANCE,
     compare_probabilities,
@@ -99,9 +100,8 @@ int64_t mlship_predict(const double* x, int64_t rows, int32_t cols, double* out,
   return ambiguous;
 }
 """
-LIB_NAME, INPUT_NAME, REPORT_NAME, PARITY_NAME = (
-    Path(name).name
-    for name in (layout.TREES_LIB, layout.TREES_INPUT, layout.TREES_REPORT, layout.PARITY)
+LIB_NAME, INPUT_NAME, REPORT_NAME = (
+    Path(name).name for name in (layout.TREES_LIB, layout.TREES_INPUT, layout.TREES_REPORT)
 )
 
 
@@ -158,14 +158,19 @@ def _compile(
 
     compiler = _compiler()
     _cut_twin(out_dir / "model.onnx", out_dir / INPUT_NAME)
-    matrix = OnnxBackend(out_dir / INPUT_NAME, *roles, 1).first(_columns(rows, *roles))
     forest = type(model[-1]).__name__ in FORESTS
+    if forest:  # a row with NaN in its matrix is the twin's: hint and check on the others
+        matrix = OnnxBackend(out_dir / INPUT_NAME, *roles, 1).first(_columns(rows, *roles))
+        present = ~np.isnan(matrix).any(axis=1)
+        rows, matrix = rows[present], matrix[present]
+        if rows.empty:
+            raise RuntimeError("no holdout row without a missing value to check the trees on")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlship-trees-") as scratch:
         source = Path(scratch)
         if forest:  # the twin's own reading (forest_treelite), branch hints from the holdout
             read = treelite_model(read_forest(model[-1]), matrix.shape[1])
-            _generate(read, source, hints=matrix[~np.isnan(matrix).any(axis=1)])
+            _generate(read, source, hints=matrix)
         else:
             _generate(treelite.sklearn.import_model(model[-1]), source)  # type: ignore[no-untyped-call]
         defines = ["-DMLSHIP_NAN_TO_TWIN=1"] if forest else []
@@ -183,10 +188,7 @@ def _compile(
         "tl2cgen": version("tl2cgen"),
         "compile_seconds": round(time.perf_counter() - start, 3),
     }
-    if forest:  # a row with NaN in its matrix is the twin's: check the library on the others
-        rows = rows[~np.isnan(matrix).any(axis=1)]
-        if rows.empty:
-            raise RuntimeError("no holdout row without a missing value to check the trees on")
+    if forest:
         facts["small_batch"] = FOREST_SMALL_BATCH
     return _check(model, roles, task, rows, out_dir, threshold, facts)
 
